@@ -1,0 +1,177 @@
+//! Reading `model.safetensors` into burn tensors, with every checkpoint-key spelling the models
+//! accept kept in one table ([`KEY_RULES`]).
+//!
+//! Models ask for tensors by their canonical Hugging Face name relative to the backbone
+//! (`embeddings.word_embeddings.weight`) or, for heads, as `transformers` names them
+//! (`classifier.weight`, `cls.predictions.bias`). The table turns that name into every spelling a
+//! checkpoint may use; the first one present wins.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{EncoderError, Result};
+
+/// How checkpoint keys may differ from the canonical names the models ask for.
+pub(crate) struct KeyRules {
+    /// Prefixes of the backbone inside task models (`BertForMaskedLM` stores `bert.encoder...`).
+    pub prefixes: &'static [&'static str],
+    /// Old spellings of a suffix: (canonical, alternative).
+    pub renames: &'static [(&'static str, &'static str)],
+    /// Tensors stored once and used twice: (asked for, stored as).
+    pub tied: &'static [(&'static str, &'static str)],
+}
+
+/// The single mapping table between checkpoints and models.
+pub(crate) const KEY_RULES: KeyRules = KeyRules {
+    prefixes: &["", "bert.", "distilbert.", "roberta.", "model."],
+    renames: &[
+        // TensorFlow-era BERT checkpoints name LayerNorm parameters gamma/beta.
+        ("LayerNorm.weight", "LayerNorm.gamma"),
+        ("LayerNorm.bias", "LayerNorm.beta"),
+    ],
+    tied: &[
+        // BertForMaskedLM: the decoder is the word-embedding matrix and its bias lives one level up.
+        ("cls.predictions.decoder.weight", "embeddings.word_embeddings.weight"),
+        ("cls.predictions.decoder.bias", "cls.predictions.bias"),
+        // DistilBertForMaskedLM: same tie under other names.
+        ("vocab_projector.weight", "embeddings.word_embeddings.weight"),
+    ],
+};
+
+impl KeyRules {
+    /// Every checkpoint key that may hold canonical `key`, in order of preference.
+    pub(crate) fn candidates(&self, key: &str) -> Vec<String> {
+        let mut names = vec![key.to_string()];
+        for (canonical, alternative) in self.renames {
+            if let Some(stem) = key.strip_suffix(canonical) {
+                names.push(format!("{stem}{alternative}"));
+            }
+        }
+        for (asked, stored) in self.tied {
+            if key == *asked {
+                names.push(stored.to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for name in &names {
+            for prefix in self.prefixes {
+                let full = format!("{prefix}{name}");
+                if !out.contains(&full) {
+                    out.push(full);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// An opened `model.safetensors`, handing out tensors on one device.
+pub(crate) struct Checkpoint {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    index: HashSet<String>,
+    device: Device,
+}
+
+impl Checkpoint {
+    pub(crate) fn open(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| EncoderError::io(path, e))?;
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| EncoderError::InvalidWeights {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let index = tensors.names().into_iter().map(|n| n.to_string()).collect();
+        Ok(Self { path: path.to_path_buf(), bytes, index, device: device.clone() })
+    }
+
+    /// The values of `key` as f32, checked against `shape`.
+    fn values(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let tried = KEY_RULES.candidates(key);
+        let Some(found) = tried.iter().find(|k| self.index.contains(*k)) else {
+            return Err(EncoderError::MissingTensor { key: key.to_string(), path: self.path.clone(), tried });
+        };
+        let invalid = |reason: String| EncoderError::InvalidWeights { path: self.path.clone(), reason };
+        let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| invalid(e.to_string()))?;
+        let view = tensors.tensor(found).map_err(|e| invalid(e.to_string()))?;
+        if view.shape() != shape {
+            return Err(EncoderError::ShapeMismatch {
+                key: found.clone(),
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
+                .collect(),
+            other => return Err(invalid(format!("tensor `{found}` has dtype {other:?}, expected a float type"))),
+        };
+        Ok(values)
+    }
+
+    pub(crate) fn tensor1(&self, key: &str, dim: usize) -> Result<Tensor<1>> {
+        let values = self.values(key, &[dim])?;
+        Ok(Tensor::from_data(TensorData::new(values, [dim]), &self.device))
+    }
+
+    pub(crate) fn tensor2(&self, key: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
+        let values = self.values(key, &shape)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+    }
+
+    /// A PyTorch `nn.Linear(d_input, d_output)` stored as `{prefix}.weight` `[out, in]` and
+    /// `{prefix}.bias`; burn keeps the weight as `[in, out]`, so it is transposed once here.
+    pub(crate) fn linear(&self, prefix: &str, d_input: usize, d_output: usize) -> Result<Linear> {
+        let weight = self.values(&format!("{prefix}.weight"), &[d_output, d_input])?;
+        let mut transposed = vec![0.0f32; weight.len()];
+        for (o, row) in weight.chunks_exact(d_input).enumerate() {
+            for (i, w) in row.iter().enumerate() {
+                transposed[i * d_output + o] = *w;
+            }
+        }
+        let weight = Tensor::from_data(TensorData::new(transposed, [d_input, d_output]), &self.device);
+        let bias = self.tensor1(&format!("{prefix}.bias"), d_output)?;
+        Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
+    }
+
+    pub(crate) fn layer_norm(&self, prefix: &str, d_model: usize, eps: f64) -> Result<LayerNorm> {
+        let mut norm = LayerNormConfig::new(d_model).with_epsilon(eps).init(&self.device);
+        norm.gamma = Param::from_tensor(self.tensor1(&format!("{prefix}.weight"), d_model)?);
+        norm.beta = Some(Param::from_tensor(self.tensor1(&format!("{prefix}.bias"), d_model)?));
+        Ok(norm)
+    }
+
+    pub(crate) fn embedding(&self, key: &str, n: usize, d_model: usize) -> Result<Embedding> {
+        Ok(Embedding { weight: Param::from_tensor(self.tensor2(key, [n, d_model])?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_cover_prefixes_renames_and_ties() {
+        let c = KEY_RULES.candidates("embeddings.LayerNorm.weight");
+        assert_eq!(c[0], "embeddings.LayerNorm.weight");
+        assert!(c.contains(&"bert.embeddings.LayerNorm.gamma".to_string()));
+        let c = KEY_RULES.candidates("cls.predictions.decoder.weight");
+        assert!(c.contains(&"bert.embeddings.word_embeddings.weight".to_string()));
+    }
+}

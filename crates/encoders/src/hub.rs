@@ -1,0 +1,206 @@
+//! Where a model's files come from: a local folder, or the Hugging Face hub through its
+//! local cache — the same resolution `sentence_transformers` performs.
+//!
+//! Cache location follows `huggingface_hub`: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`. With `HF_HUB_OFFLINE=1` nothing is downloaded. A file the cache
+//! records as absent (`.no_exist/<revision>/<file>`, written by `huggingface_hub` and by
+//! `scripts/fetch-models`) is treated as absent without touching the network.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{EncoderError, Result};
+
+/// The files of one model, resolved on demand.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Local(PathBuf),
+    Hub { model_id: String, cache_dir: PathBuf, offline: bool },
+}
+
+impl ModelFiles {
+    /// A model stored in a local folder (a sentence-transformers or Hugging Face model directory).
+    pub fn local(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(EncoderError::ModelFileMissing { path: dir.to_path_buf() });
+        }
+        Ok(Self { source: Source::Local(dir.to_path_buf()) })
+    }
+
+    /// A model on the Hugging Face hub, e.g. `sentence-transformers/all-MiniLM-L6-v2`,
+    /// looked up in the local cache first and downloaded only when missing.
+    pub fn hub(model_id: &str) -> Result<Self> {
+        if model_id.split('/').count() > 2 || model_id.is_empty() {
+            return Err(EncoderError::InvalidArgument(format!(
+                "`{model_id}` is neither a folder nor a hub id like `org/name`"
+            )));
+        }
+        Ok(Self {
+            source: Source::Hub {
+                model_id: model_id.to_string(),
+                cache_dir: cache_dir(),
+                offline: offline(),
+            },
+        })
+    }
+
+    /// A local folder when `name_or_path` is one, else a hub id — the rule
+    /// `SentenceTransformer("...")` applies in Python.
+    pub fn resolve(name_or_path: &str) -> Result<Self> {
+        if Path::new(name_or_path).is_dir() {
+            Self::local(name_or_path)
+        } else {
+            Self::hub(name_or_path)
+        }
+    }
+
+    /// A short name for messages: the folder or the hub id.
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::Local(dir) => dir.display().to_string(),
+            Source::Hub { model_id, .. } => model_id.clone(),
+        }
+    }
+
+    /// Path of a file the model cannot do without.
+    pub fn required(&self, file: &str) -> Result<PathBuf> {
+        match self.optional(file)? {
+            Some(path) => Ok(path),
+            None => Err(match &self.source {
+                Source::Local(dir) => EncoderError::ModelFileMissing { path: dir.join(file) },
+                Source::Hub { model_id, cache_dir, offline } => EncoderError::Hub {
+                    model_id: model_id.clone(),
+                    file: file.to_string(),
+                    reason: if *offline {
+                        format!(
+                            "not in the hub cache {} and HF_HUB_OFFLINE is set",
+                            cache_dir.display()
+                        )
+                    } else {
+                        "the repository has no such file".to_string()
+                    },
+                },
+            }),
+        }
+    }
+
+    /// Path of a file the model may lack (`None` when it has none).
+    pub fn optional(&self, file: &str) -> Result<Option<PathBuf>> {
+        match &self.source {
+            Source::Local(dir) => {
+                let path = dir.join(file);
+                Ok(path.is_file().then_some(path))
+            }
+            Source::Hub { model_id, cache_dir, offline } => {
+                hub_file(model_id, cache_dir, *offline, file)
+            }
+        }
+    }
+}
+
+fn hub_file(model_id: &str, cache_dir: &Path, offline: bool, file: &str) -> Result<Option<PathBuf>> {
+    let cache = hf_hub::Cache::new(cache_dir.to_path_buf());
+    let repo = hf_hub::Repo::model(model_id.to_string());
+    if let Some(path) = cache.repo(repo.clone()).get(file) {
+        return Ok(Some(path));
+    }
+    if offline || known_absent(cache_dir, model_id, file) {
+        return Ok(None);
+    }
+    let hub_error = |reason: String| EncoderError::Hub {
+        model_id: model_id.to_string(),
+        file: file.to_string(),
+        reason,
+    };
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(cache)
+        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .build()
+        .map_err(|e| hub_error(e.to_string()))?;
+    match api.repo(repo).get(file) {
+        Ok(path) => Ok(Some(path)),
+        Err(hf_hub::api::sync::ApiError::RequestError(e))
+            if matches!(*e, ureq::Error::StatusCode(404)) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(hub_error(format!(
+            "{e} (set HF_HUB_OFFLINE=1 to use only the cache at {})",
+            cache_dir.display()
+        ))),
+    }
+}
+
+/// `huggingface_hub` records files a repository lacks under `.no_exist/<revision>/`.
+fn known_absent(cache_dir: &Path, model_id: &str, file: &str) -> bool {
+    let repo_dir = cache_dir.join(format!("models--{}", model_id.replace('/', "--")));
+    let Ok(revision) = std::fs::read_to_string(repo_dir.join("refs").join("main")) else {
+        return false;
+    };
+    repo_dir.join(".no_exist").join(revision.trim()).join(file).exists()
+}
+
+/// The hub cache directory, resolved like `huggingface_hub` does.
+pub fn cache_dir() -> PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = env("HF_HUB_CACHE") {
+        return dir;
+    }
+    if let Some(home) = env("HF_HOME") {
+        return home.join("hub");
+    }
+    let home = env("HOME").unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+/// Whether `HF_HUB_OFFLINE` forbids downloads.
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_folder_reports_missing_files_by_path() {
+        let dir = std::env::temp_dir().join(format!("sieve-hub-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        let files = ModelFiles::local(&dir).unwrap();
+        assert!(files.optional("config.json").unwrap().is_some());
+        assert!(files.optional("modules.json").unwrap().is_none());
+        let err = files.required("model.safetensors").unwrap_err();
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_exist_markers_are_honoured() {
+        let cache = std::env::temp_dir().join(format!("sieve-hub-cache-{}", std::process::id()));
+        let repo = cache.join("models--org--name");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::create_dir_all(repo.join(".no_exist/abc")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc").unwrap();
+        std::fs::write(repo.join(".no_exist/abc/modules.json"), "").unwrap();
+        assert!(known_absent(&cache, "org/name", "modules.json"));
+        assert!(!known_absent(&cache, "org/name", "config.json"));
+        // Offline and absent from the cache: optional files are None, required ones an error
+        // that names the id, the file and the cache.
+        let found = hub_file("org/name", &cache, true, "config.json").unwrap();
+        assert!(found.is_none());
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
+    fn bad_ids_are_rejected() {
+        assert!(ModelFiles::hub("a/b/c").is_err());
+        assert!(ModelFiles::hub("").is_err());
+    }
+}

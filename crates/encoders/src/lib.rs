@@ -1,0 +1,51 @@
+//! # sieve-encoders
+//!
+//! The three model kinds of Python's *sentence-transformers*, run natively on
+//! [burn](https://burn.dev) and giving the same numbers:
+//!
+//! - [`SentenceTransformer`] — text → dense embedding, [`similarity`](SentenceTransformer::similarity).
+//! - [`CrossEncoder`] — (query, text) → score, [`rank`](CrossEncoder::rank).
+//! - [`SparseEncoder`] — text → SPLADE sparse vector over the vocabulary.
+//!
+//! Models load by hub id through the local Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`,
+//! `HF_HUB_OFFLINE` are honoured) or from a folder, reading the sentence-transformers files
+//! (`modules.json`, pooling, prompts, similarity function) rather than assuming them.
+//!
+//! ```no_run
+//! use sieve_encoders::SentenceTransformer;
+//!
+//! let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let sentences = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."];
+//! let embeddings = model.encode(&sentences)?;
+//! let similarities = model.similarity(&embeddings, &embeddings)?;
+//! println!("{:.4}", similarities[0][1]); // 0.6660
+//! # Ok::<(), sieve_encoders::EncoderError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod batching;
+mod checkpoint;
+mod config;
+mod cross_encoder;
+mod device;
+mod embeddings;
+mod error;
+pub mod hub;
+pub mod models;
+mod pooling;
+mod sentence_transformer;
+mod similarity;
+mod sparse_encoder;
+mod tokenizer;
+mod transformer;
+
+pub use config::PoolingMode;
+pub use cross_encoder::{CrossEncoder, PredictOptions, RankHit, RankOptions, ScoreActivation};
+pub use device::Device;
+pub use embeddings::{Embeddings, SparseEmbeddings, SparseVector, Sparsity};
+pub use error::{EncoderError, Result};
+pub use hub::ModelFiles;
+pub use sentence_transformer::{EncodeOptions, LoadOptions, SentenceTransformer};
+pub use similarity::SimilarityFn;
+pub use sparse_encoder::{SparseEncodeOptions, SparseEncoder};
+pub use tokenizer::{TokenBatch, Tokenizer};

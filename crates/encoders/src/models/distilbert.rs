@@ -1,0 +1,175 @@
+//! DistilBERT (`DistilBertModel`, `DistilBertForSequenceClassification`, `DistilBertForMaskedLM`)
+//! as in `transformers/models/distilbert/modeling_distilbert.py`.
+
+use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::tensor::{Bool, Int, Tensor, activation};
+use serde::Deserialize;
+
+use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+
+/// DistilBERT's LayerNorm epsilon is fixed in the modeling code, not configured.
+const LAYER_NORM_EPS: f64 = 1e-12;
+
+/// `config.json` of a DistilBERT model, field for field.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DistilBertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden width.
+    pub dim: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Attention heads per block.
+    pub n_heads: usize,
+    /// Feed-forward width.
+    pub hidden_dim: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_activation")]
+    pub activation: String,
+    /// Length of the position table.
+    pub max_position_embeddings: usize,
+    /// Padding token id.
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
+}
+
+fn default_activation() -> String {
+    "gelu".into()
+}
+
+/// `TransformerBlock`: `MultiHeadSelfAttention`, `sa_layer_norm`, `FFN`, `output_layer_norm`.
+struct TransformerBlock {
+    q_lin: Linear,
+    k_lin: Linear,
+    v_lin: Linear,
+    out_lin: Linear,
+    sa_layer_norm: LayerNorm,
+    lin1: Linear,
+    lin2: Linear,
+    output_layer_norm: LayerNorm,
+}
+
+impl TransformerBlock {
+    fn load(ckpt: &Checkpoint, c: &DistilBertConfig, i: usize) -> Result<Self> {
+        let p = format!("transformer.layer.{i}");
+        let (d, m) = (c.dim, c.hidden_dim);
+        Ok(Self {
+            q_lin: ckpt.linear(&format!("{p}.attention.q_lin"), d, d)?,
+            k_lin: ckpt.linear(&format!("{p}.attention.k_lin"), d, d)?,
+            v_lin: ckpt.linear(&format!("{p}.attention.v_lin"), d, d)?,
+            out_lin: ckpt.linear(&format!("{p}.attention.out_lin"), d, d)?,
+            sa_layer_norm: ckpt.layer_norm(&format!("{p}.sa_layer_norm"), d, LAYER_NORM_EPS)?,
+            lin1: ckpt.linear(&format!("{p}.ffn.lin1"), d, m)?,
+            lin2: ckpt.linear(&format!("{p}.ffn.lin2"), m, d)?,
+            output_layer_norm: ckpt.layer_norm(&format!("{p}.output_layer_norm"), d, LAYER_NORM_EPS)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, mask: &Tensor<4, Bool>, heads: usize, act: Activation) -> Tensor<3> {
+        let context = multi_head_attention(
+            self.q_lin.forward(x.clone()),
+            self.k_lin.forward(x.clone()),
+            self.v_lin.forward(x.clone()),
+            mask,
+            heads,
+        );
+        let sa = self.sa_layer_norm.forward(self.out_lin.forward(context) + x);
+        let ffn = self.lin2.forward(act.forward(self.lin1.forward(sa.clone())));
+        self.output_layer_norm.forward(ffn + sa)
+    }
+}
+
+/// `DistilBertModel`: token embeddings out. DistilBERT has no token types.
+pub(crate) struct DistilBertModel {
+    pub(crate) config: DistilBertConfig,
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    embeddings_layer_norm: LayerNorm,
+    layers: Vec<TransformerBlock>,
+    act: Activation,
+}
+
+impl DistilBertModel {
+    pub(crate) fn load(ckpt: &Checkpoint, config: DistilBertConfig) -> Result<Self> {
+        let d = config.dim;
+        let layers = (0..config.n_layers)
+            .map(|i| TransformerBlock::load(ckpt, &config, i))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            word_embeddings: ckpt.embedding("embeddings.word_embeddings.weight", config.vocab_size, d)?,
+            position_embeddings: ckpt.embedding("embeddings.position_embeddings.weight", config.max_position_embeddings, d)?,
+            embeddings_layer_norm: ckpt.layer_norm("embeddings.LayerNorm", d, LAYER_NORM_EPS)?,
+            layers,
+            act: Activation::from_config(&config.activation)?,
+            config,
+        })
+    }
+
+    /// Last hidden state `[batch, seq, dim]`.
+    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let positions = self.position_embeddings.forward(position_ids).expand([batch, seq, self.config.dim]);
+        let mut x = self.embeddings_layer_norm.forward(self.word_embeddings.forward(input_ids) + positions);
+        let heads = self.config.n_heads;
+        let mask = padding_mask(attention_mask, heads);
+        for layer in &self.layers {
+            x = layer.forward(x, &mask, heads, self.act);
+        }
+        x
+    }
+
+}
+
+/// `pre_classifier` + ReLU + `classifier` of `DistilBertForSequenceClassification`.
+pub(crate) struct DistilBertClassificationHead {
+    pre_classifier: Linear,
+    classifier: Linear,
+}
+
+impl DistilBertClassificationHead {
+    pub(crate) fn load(ckpt: &Checkpoint, c: &DistilBertConfig, num_labels: usize) -> Result<Self> {
+        Ok(Self {
+            pre_classifier: ckpt.linear("pre_classifier", c.dim, c.dim)?,
+            classifier: ckpt.linear("classifier", c.dim, num_labels)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
+        let [batch, _, d] = hidden.dims();
+        let cls = hidden.narrow(1, 0, 1).reshape([batch, d]);
+        self.classifier.forward(activation::relu(self.pre_classifier.forward(cls)))
+    }
+}
+
+/// `vocab_transform`, activation, `vocab_layer_norm`, `vocab_projector` (tied to the word embeddings).
+pub(crate) struct DistilBertLmHead {
+    vocab_transform: Linear,
+    vocab_layer_norm: LayerNorm,
+    act: Activation,
+    decoder: VocabProjection,
+}
+
+impl DistilBertLmHead {
+    pub(crate) fn load(ckpt: &Checkpoint, c: &DistilBertConfig) -> Result<Self> {
+        // Tied to the word embeddings in most checkpoints; KEY_RULES knows where to look.
+        let decoder = ckpt.tensor2("vocab_projector.weight", [c.vocab_size, c.dim])?;
+        Ok(Self {
+            vocab_transform: ckpt.linear("vocab_transform", c.dim, c.dim)?,
+            vocab_layer_norm: ckpt.layer_norm("vocab_layer_norm", c.dim, LAYER_NORM_EPS)?,
+            act: Activation::from_config(&c.activation)?,
+            decoder: VocabProjection::new(decoder, ckpt.tensor1("vocab_projector.bias", c.vocab_size)?),
+        })
+    }
+
+    pub(crate) fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.vocab_layer_norm.forward(self.act.forward(self.vocab_transform.forward(hidden)))
+    }
+
+    pub(crate) fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
+        self.decoder.forward(transformed)
+    }
+}

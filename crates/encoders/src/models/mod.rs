@@ -1,0 +1,193 @@
+//! The transformer architectures sieve runs, one file per family, and the heads each task needs.
+
+pub mod bert;
+pub mod distilbert;
+pub(crate) mod layers;
+
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, activation};
+use serde_json::Value;
+
+use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
+use self::distilbert::{DistilBertClassificationHead, DistilBertConfig, DistilBertLmHead, DistilBertModel};
+use crate::checkpoint::Checkpoint;
+use crate::error::{EncoderError, Result};
+
+/// `architectures` values of `config.json` that sieve can load.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "BertModel",
+    "BertForSequenceClassification",
+    "BertForMaskedLM",
+    "DistilBertModel",
+    "DistilBertForSequenceClassification",
+    "DistilBertForMaskedLM",
+];
+
+/// What the model is run for; decides which head is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Token embeddings (SentenceTransformer).
+    FeatureExtraction,
+    /// Logits per text pair (CrossEncoder).
+    SequenceClassification { num_labels: usize },
+    /// Vocabulary logits per token (SparseEncoder).
+    MaskedLm,
+}
+
+enum Backbone {
+    Bert(BertModel),
+    DistilBert(DistilBertModel),
+}
+
+enum Head {
+    None,
+    BertClassifier(BertClassificationHead),
+    DistilBertClassifier(DistilBertClassificationHead),
+    BertLm(BertLmHead),
+    DistilBertLm(DistilBertLmHead),
+}
+
+/// A loaded Hugging Face model: backbone plus the head of its task.
+pub(crate) struct Model {
+    backbone: Backbone,
+    head: Head,
+    hidden_size: usize,
+    max_position_embeddings: usize,
+}
+
+/// The transformer family `config.json` describes, checked against [`SUPPORTED_ARCHITECTURES`].
+fn family(config: &Value) -> Result<&'static str> {
+    let architecture = config
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str);
+    let model_type = config.get("model_type").and_then(Value::as_str);
+    match (architecture, model_type) {
+        (Some(a), _) if a.starts_with("DistilBert") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("distilbert"),
+        (Some(a), _) if a.starts_with("Bert") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("bert"),
+        (None, Some("bert")) => Ok("bert"),
+        (None, Some("distilbert")) => Ok("distilbert"),
+        (found, model_type) => Err(EncoderError::UnsupportedArchitecture {
+            found: found.or(model_type).unwrap_or("<none given>").to_string(),
+            supported: SUPPORTED_ARCHITECTURES.to_vec(),
+        }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(config: &Value, path: &Path) -> Result<T> {
+    serde_json::from_value(config.clone())
+        .map_err(|e| EncoderError::InvalidConfig { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+impl Model {
+    /// Builds the model `config` describes from `weights`, with the head `task` needs.
+    pub(crate) fn load(config: &Value, config_path: &Path, weights: &Path, task: Task, device: &Device) -> Result<Self> {
+        let family = family(config)?;
+        let ckpt = Checkpoint::open(weights, device)?;
+        Ok(match family {
+            "bert" => {
+                let c: BertConfig = parse(config, config_path)?;
+                let head = match task {
+                    Task::FeatureExtraction => Head::None,
+                    Task::SequenceClassification { num_labels } => {
+                        Head::BertClassifier(BertClassificationHead::load(&ckpt, &c, num_labels)?)
+                    }
+                    Task::MaskedLm => Head::BertLm(BertLmHead::load(&ckpt, &c)?),
+                };
+                let (hidden_size, max_position_embeddings) = (c.hidden_size, c.max_position_embeddings);
+                Self { backbone: Backbone::Bert(BertModel::load(&ckpt, c)?), head, hidden_size, max_position_embeddings }
+            }
+            _ => {
+                let c: DistilBertConfig = parse(config, config_path)?;
+                let head = match task {
+                    Task::FeatureExtraction => Head::None,
+                    Task::SequenceClassification { num_labels } => {
+                        Head::DistilBertClassifier(DistilBertClassificationHead::load(&ckpt, &c, num_labels)?)
+                    }
+                    Task::MaskedLm => Head::DistilBertLm(DistilBertLmHead::load(&ckpt, &c)?),
+                };
+                let (hidden_size, max_position_embeddings) = (c.dim, c.max_position_embeddings);
+                Self {
+                    backbone: Backbone::DistilBert(DistilBertModel::load(&ckpt, c)?),
+                    head,
+                    hidden_size,
+                    max_position_embeddings,
+                }
+            }
+        })
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    pub(crate) fn max_position_embeddings(&self) -> usize {
+        self.max_position_embeddings
+    }
+
+    /// Last hidden state `[batch, seq, hidden]`.
+    pub(crate) fn token_embeddings(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+        match &self.backbone {
+            Backbone::Bert(m) => m.forward(input_ids, token_type_ids, attention_mask),
+            Backbone::DistilBert(m) => m.forward(input_ids, attention_mask),
+        }
+    }
+
+    /// Sequence-classification logits `[batch, num_labels]`.
+    pub(crate) fn classify(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<2> {
+        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
+        match &self.head {
+            Head::BertClassifier(h) => h.forward(hidden),
+            Head::DistilBertClassifier(h) => h.forward(hidden),
+            _ => unreachable!("classify() is only called on models loaded for SequenceClassification"),
+        }
+    }
+
+    /// SPLADE pooling `max_t log(1 + relu(logits[t]))` over unmasked tokens, `[batch, vocab]`.
+    ///
+    /// The `[batch, seq, vocab]` logits are never held whole: they are produced a slice of
+    /// positions at a time and folded into a running maximum.
+    pub(crate) fn splade(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<2> {
+        const ROWS_PER_SLICE: usize = 2048;
+        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
+        let [batch, seq, _] = hidden.dims();
+        let transformed = match &self.head {
+            Head::BertLm(h) => h.transform(hidden),
+            Head::DistilBertLm(h) => h.transform(hidden),
+            _ => unreachable!("splade() is only called on models loaded for MaskedLm"),
+        };
+        let step = (ROWS_PER_SLICE / batch.max(1)).max(1);
+        let mut pooled: Option<Tensor<2>> = None;
+        for start in (0..seq).step_by(step) {
+            let len = step.min(seq - start);
+            let part = transformed.clone().narrow(1, start, len);
+            let logits = match &self.head {
+                Head::BertLm(h) => h.decode(part),
+                Head::DistilBertLm(h) => h.decode(part),
+                _ => unreachable!(),
+            };
+            let vocab = logits.dims()[2];
+            let mask = attention_mask.clone().narrow(1, start, len).reshape([batch, len, 1]);
+            let weights = activation::relu(logits).log1p() * mask;
+            let slice_max = weights.max_dim(1).reshape([batch, vocab]);
+            pooled = Some(match pooled {
+                Some(p) => p.max_pair(slice_max),
+                None => slice_max,
+            });
+        }
+        pooled.expect("a tokenized text has at least one token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_architectures_are_named_with_the_supported_list() {
+        let config: Value = serde_json::json!({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"});
+        let err = family(&config).unwrap_err().to_string();
+        assert!(err.contains("GPT2LMHeadModel") && err.contains("BertModel"), "{err}");
+    }
+}

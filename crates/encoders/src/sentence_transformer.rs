@@ -1,0 +1,215 @@
+//! `SentenceTransformer`: texts to fixed-size dense embeddings (a bi-encoder).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::batching::sorted_batches;
+use crate::config::{ModuleEntry, PoolingConfig, SentenceTransformersConfig, read_optional};
+use crate::device::Device;
+use crate::embeddings::Embeddings;
+use crate::error::{EncoderError, Result};
+use crate::hub::ModelFiles;
+use crate::models::Task;
+use crate::pooling::{normalize, pool};
+use crate::similarity::SimilarityFn;
+use crate::tokenizer::Tokenizer;
+use crate::transformer::{Transformer, to_vec};
+
+/// Options of [`SentenceTransformer::encode_with`], named as in Python's `encode()`.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Texts per forward pass (default 32).
+    pub batch_size: usize,
+    /// L2-normalise the outputs even if the model has no `Normalize` module.
+    pub normalize_embeddings: bool,
+    /// Name of a prompt in the model's `prompts` (e.g. `"query"`), prepended to every text.
+    pub prompt_name: Option<String>,
+    /// A literal prompt; takes precedence over `prompt_name`.
+    pub prompt: Option<String>,
+    /// Draw a progress bar on stderr.
+    pub show_progress_bar: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self { batch_size: 32, normalize_embeddings: false, prompt_name: None, prompt: None, show_progress_bar: false }
+    }
+}
+
+/// Options for loading any of the encoders.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Backend to run on (default: CPU).
+    pub device: Device,
+}
+
+/// A bi-encoder: `Transformer → Pooling → (Normalize)` as listed in `modules.json`.
+///
+/// ```no_run
+/// use sieve_encoders::SentenceTransformer;
+/// let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+/// let embeddings = model.encode(&["The weather is lovely today.", "It's so sunny outside!"])?;
+/// assert_eq!(embeddings.shape(), [2, 384]);
+/// let similarities = model.similarity(&embeddings, &embeddings)?;
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
+pub struct SentenceTransformer {
+    transformer: Transformer,
+    pooling: PoolingConfig,
+    normalize: bool,
+    similarity_fn: SimilarityFn,
+    prompts: HashMap<String, String>,
+    default_prompt_name: Option<String>,
+    dim: usize,
+}
+
+impl SentenceTransformer {
+    /// Loads a model by hub id (through the local Hugging Face cache, downloading only what is
+    /// missing) or from a local folder, on the CPU.
+    pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
+        Self::from_files(&ModelFiles::resolve(name_or_path)?, &LoadOptions::default())
+    }
+
+    /// Loads a model from a local folder.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_files(&ModelFiles::local(path)?, &LoadOptions::default())
+    }
+
+    /// Loads from resolved model files with explicit options.
+    pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
+        let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
+        let st: SentenceTransformersConfig =
+            read_optional(files, "config_sentence_transformers.json")?.unwrap_or_default();
+        // Without modules.json sentence-transformers builds Transformer + mean pooling.
+        let mut pooling = None;
+        let mut normalize = false;
+        for module in modules.iter().flatten() {
+            match module.class() {
+                "Transformer" => {}
+                "Pooling" => {
+                    let path = files.required(&format!("{}/config.json", module.path))?;
+                    pooling = Some(PoolingConfig::read(&path)?);
+                }
+                "Normalize" => normalize = true,
+                other => {
+                    return Err(EncoderError::InvalidArgument(format!(
+                        "module `{other}` of {} is not supported (supported: Transformer, Pooling, Normalize)",
+                        files.name()
+                    )));
+                }
+            }
+        }
+        let pooling = pooling.unwrap_or_else(PoolingConfig::mean);
+        let transformer = Transformer::load(files, options.device, |_| Task::FeatureExtraction)?;
+        let similarity_fn = st.similarity_fn_name.as_deref().map(str::parse).transpose()?.unwrap_or_default();
+        let dim = transformer.model.hidden_size() * pooling.modes.len();
+        Ok(Self {
+            transformer,
+            pooling,
+            normalize,
+            similarity_fn,
+            prompts: st.prompts,
+            default_prompt_name: st.default_prompt_name,
+            dim,
+        })
+    }
+
+    /// Encodes `texts` into an `[n, embedding_dim]` matrix with default options.
+    pub fn encode(&self, texts: &[&str]) -> Result<Embeddings> {
+        self.encode_with(texts, &EncodeOptions::default())
+    }
+
+    /// Encodes with the query prompt, when the model defines one.
+    pub fn encode_query(&self, texts: &[&str]) -> Result<Embeddings> {
+        self.encode_with(texts, &self.role_options("query"))
+    }
+
+    /// Encodes with the document prompt, when the model defines one.
+    pub fn encode_document(&self, texts: &[&str]) -> Result<Embeddings> {
+        self.encode_with(texts, &self.role_options("document"))
+    }
+
+    fn role_options(&self, role: &str) -> EncodeOptions {
+        EncodeOptions { prompt_name: self.prompts.contains_key(role).then(|| role.to_string()), ..Default::default() }
+    }
+
+    /// Encodes `texts` with explicit options.
+    pub fn encode_with(&self, texts: &[&str], options: &EncodeOptions) -> Result<Embeddings> {
+        let prompt = self.resolve_prompt(options)?;
+        let texts: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+        // Tokens the prompt adds (its own tokens less the closing special token), cleared from
+        // the pooling mask when the pooling module excludes the prompt.
+        let prompt_length = if prompt.is_empty() || self.pooling.include_prompt {
+            0
+        } else {
+            self.tokenizer().encode(&[&prompt])?.seq.saturating_sub(1)
+        };
+        let lengths: Vec<usize> = texts.iter().map(|t| t.chars().count()).collect();
+        let rows = sorted_batches(&lengths, options.batch_size, options.show_progress_bar, |idx| {
+            let batch_texts: Vec<&str> = idx.iter().map(|&i| texts[i].as_str()).collect();
+            let batch = self.transformer.tokenizer.encode(&batch_texts)?;
+            let (ids, types, mask) = self.transformer.inputs(&batch);
+            let hidden = self.transformer.model.token_embeddings(ids, types, &mask);
+            let mut pool_mask = batch.attention_mask.clone();
+            for row in pool_mask.chunks_mut(batch.seq.max(1)) {
+                row.iter_mut().take(prompt_length).for_each(|m| *m = 0);
+            }
+            let mut pooled = pool(&self.pooling, hidden, &batch, &pool_mask);
+            if self.normalize || options.normalize_embeddings {
+                pooled = normalize(pooled);
+            }
+            let flat = to_vec(pooled)?;
+            Ok(flat.chunks_exact(self.dim).map(<[f32]>::to_vec).collect::<Vec<_>>())
+        })?;
+        Ok(Embeddings::new(rows.concat(), self.dim).expect("every row has embedding_dim values"))
+    }
+
+    fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
+        if let Some(prompt) = &options.prompt {
+            return Ok(prompt.clone());
+        }
+        match options.prompt_name.as_ref().or(self.default_prompt_name.as_ref()) {
+            None => Ok(String::new()),
+            Some(name) => self.prompts.get(name).cloned().ok_or_else(|| {
+                let mut known: Vec<&str> = self.prompts.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                EncoderError::InvalidArgument(format!("prompt `{name}` not found (the model has: {})", known.join(", ")))
+            }),
+        }
+    }
+
+    /// `[a.len(), b.len()]` similarities with the model's similarity function.
+    pub fn similarity(&self, a: &Embeddings, b: &Embeddings) -> Result<Vec<Vec<f32>>> {
+        self.similarity_fn.matrix(a, b)
+    }
+
+    /// Similarity of each row of `a` with the same row of `b`.
+    pub fn similarity_pairwise(&self, a: &Embeddings, b: &Embeddings) -> Result<Vec<f32>> {
+        self.similarity_fn.pairwise(a, b)
+    }
+
+    /// The similarity function from `config_sentence_transformers.json` (cosine by default).
+    pub fn similarity_fn(&self) -> SimilarityFn {
+        self.similarity_fn
+    }
+
+    /// Width of the embeddings.
+    pub fn embedding_dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Texts are truncated to this many tokens.
+    pub fn max_seq_length(&self) -> usize {
+        self.transformer.tokenizer.max_length()
+    }
+
+    /// The prompts the model defines, by name.
+    pub fn prompts(&self) -> &HashMap<String, String> {
+        &self.prompts
+    }
+
+    /// The tokenizer (to inspect token ids).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.transformer.tokenizer
+    }
+}

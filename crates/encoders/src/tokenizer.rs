@@ -1,0 +1,151 @@
+//! Tokenization as sentence-transformers' `Transformer.tokenize` does it: strip, optionally
+//! lowercase, `tokenizer(..., truncation="longest_first", max_length=max_seq_length)`, pad to
+//! the longest sequence of the batch.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use tokenizers::{TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{EncoderError, Result};
+
+/// A Hugging Face `tokenizer.json` with sentence-transformers' truncation settings.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    max_length: usize,
+    pad_id: u32,
+    do_lower_case: bool,
+}
+
+/// One padded batch, row-major `[batch, seq]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    /// Token ids.
+    pub input_ids: Vec<u32>,
+    /// Segment ids (0 for the first text, 1 for the second of a pair).
+    pub token_type_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    /// Rows.
+    pub batch: usize,
+    /// Columns (the longest sequence).
+    pub seq: usize,
+}
+
+impl TokenBatch {
+    /// The unpadded token ids of row `i`.
+    pub fn ids(&self, i: usize) -> Vec<u32> {
+        let row = i * self.seq..(i + 1) * self.seq;
+        self.input_ids[row.clone()]
+            .iter()
+            .zip(&self.attention_mask[row])
+            .filter(|(_, m)| **m == 1)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The batch as model inputs on `device`.
+    pub(crate) fn tensors(&self, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
+        let shape = [self.batch, self.seq];
+        let ints = |v: &[u32]| {
+            let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+            Tensor::<2, Int>::from_data(TensorData::new(data, shape), device)
+        };
+        let mask: Vec<f32> = self.attention_mask.iter().map(|&m| m as f32).collect();
+        (
+            ints(&self.input_ids),
+            ints(&self.token_type_ids),
+            Tensor::<2>::from_data(TensorData::new(mask, shape), device),
+        )
+    }
+}
+
+impl Tokenizer {
+    /// Loads `tokenizer.json`; sequences are truncated to `max_length` tokens.
+    pub(crate) fn from_file(path: &Path, max_length: usize, do_lower_case: bool, pad_token: Option<&str>) -> Result<Self> {
+        if !path.is_file() {
+            return Err(EncoderError::ModelFileMissing { path: path.to_path_buf() });
+        }
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let pad_id = inner
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| pad_token.and_then(|t| inner.token_to_id(t)))
+            .unwrap_or(0);
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(Self { inner, max_length, pad_id, do_lower_case })
+    }
+
+    /// Longest sequence, in tokens, that a text is truncated to.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// The underlying `tokenizers` tokenizer (vocabulary look-ups, decoding).
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
+    fn prepare(&self, text: &str) -> String {
+        let text = text.trim();
+        if self.do_lower_case { text.to_lowercase() } else { text.to_string() }
+    }
+
+    /// Tokenizes single texts.
+    pub fn encode(&self, texts: &[&str]) -> Result<TokenBatch> {
+        let inputs: Vec<tokenizers::EncodeInput> =
+            texts.iter().map(|t| self.prepare(t).into()).collect();
+        self.batch(inputs)
+    }
+
+    /// Tokenizes (first, second) pairs, `[CLS] a [SEP] b [SEP]` for BERT.
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
+        let inputs: Vec<tokenizers::EncodeInput> =
+            pairs.iter().map(|(a, b)| (self.prepare(a), self.prepare(b)).into()).collect();
+        self.batch(inputs)
+    }
+
+    /// Number of tokens `text` has before any truncation, special tokens included.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let mut untruncated = self.inner.clone();
+        untruncated.with_truncation(None).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        let encoding = untruncated
+            .encode(self.prepare(text), true)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(encoding.len())
+    }
+
+    fn batch(&self, inputs: Vec<tokenizers::EncodeInput>) -> Result<TokenBatch> {
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut out = TokenBatch {
+            input_ids: vec![self.pad_id; batch * seq],
+            token_type_ids: vec![0; batch * seq],
+            attention_mask: vec![0; batch * seq],
+            batch,
+            seq,
+        };
+        for (row, encoding) in encodings.iter().enumerate() {
+            let start = row * seq;
+            let n = encoding.len();
+            out.input_ids[start..start + n].copy_from_slice(encoding.get_ids());
+            out.token_type_ids[start..start + n].copy_from_slice(encoding.get_type_ids());
+            out.attention_mask[start..start + n].copy_from_slice(encoding.get_attention_mask());
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: where `../shared` is, golden-file access and
+//! tolerant comparisons.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// `../shared` beside the repository (override with `SIEVE_SHARED`).
+pub fn shared() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIEVE_SHARED") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared")
+}
+
+pub fn golden(relative: &str) -> Value {
+    let path = shared().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden file {} is not JSON: {e}", path.display()))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    shared().join("fixtures").join(name)
+}
+
+/// Hub ids need `scripts/fetch-models` to have filled the Hugging Face cache.
+pub fn hub_hint() -> &'static str {
+    "model not in the Hugging Face cache: run scripts/fetch-models first"
+}
+
+pub fn f32s(v: &Value) -> Vec<f32> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+}
+
+pub fn u32s(v: &Value) -> Vec<u32> {
+    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("integer") as u32).collect()
+}
+
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array().expect("array").iter().map(|x| x.as_str().expect("string").to_string()).collect()
+}
+
+pub fn rows(v: &Value) -> Vec<Vec<f32>> {
+    v.as_array().expect("array").iter().map(f32s).collect()
+}
+
+/// Largest absolute difference, asserting equal lengths.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length differs");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    let diff = max_abs_diff(got, want);
+    assert!(diff <= tol, "{what}: max |diff| = {diff:e} > {tol:e}");
+    eprintln!("{what}: max |diff| = {diff:e}");
+}
+
+/// Unpadded token ids from golden `input_ids` + `attention_mask`.
+pub fn unpadded(ids: &Value, mask: &Value) -> Vec<Vec<u32>> {
+    ids.as_array()
+        .unwrap()
+        .iter()
+        .zip(mask.as_array().unwrap())
+        .map(|(i, m)| u32s(i).into_iter().zip(u32s(m)).filter(|(_, m)| *m == 1).map(|(i, _)| i).collect())
+        .collect()
+}
