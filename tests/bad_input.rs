@@ -1,0 +1,157 @@
+//! Broken model folders and bad arguments give typed errors that name the problem — never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fixture;
+use sieve::{CrossEncoder, Device, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer, SparseEncoder};
+
+/// A private copy of a fixture folder, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn of(name: &str, tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sieve-bad-input-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&fixture(name), &dir);
+        Scratch(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// Rewrites `config.json` through `edit`.
+    fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.path("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut config);
+        std::fs::write(path, config.to_string()).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn load_error(dir: &Scratch) -> EncoderError {
+    match SentenceTransformer::load(&dir.0) {
+        Ok(_) => panic!("loading {} should have failed", dir.0.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn missing_files_are_named() {
+    for file in ["tokenizer.json", "model.safetensors", "config.json", "1_Pooling/config.json"] {
+        let dir = Scratch::of("bert-st-mean-norm", &format!("missing-{}", file.replace('/', "-")));
+        std::fs::remove_file(dir.path(file)).unwrap();
+        let err = load_error(&dir);
+        assert!(matches!(err, EncoderError::ModelFileMissing { .. }), "{file}: {err:?}");
+        assert!(err.to_string().contains(file), "{file}: {err}");
+    }
+}
+
+#[test]
+fn a_folder_that_does_not_exist_is_an_error() {
+    let err = SentenceTransformer::load("/nonexistent/sieve-model").err().expect("must fail");
+    assert!(err.to_string().contains("/nonexistent/sieve-model"), "{err}");
+}
+
+#[test]
+fn corrupt_config_is_named() {
+    let dir = Scratch::of("bert-st-mean-norm", "corrupt-config");
+    std::fs::write(dir.path("config.json"), "{\"hidden_size\": 32,").unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::InvalidConfig { .. }), "{err:?}");
+    assert!(err.to_string().contains("config.json"), "{err}");
+}
+
+#[test]
+fn corrupt_or_truncated_weights_are_errors() {
+    let dir = Scratch::of("bert-st-mean-norm", "corrupt-weights");
+    std::fs::write(dir.path("model.safetensors"), b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage").unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::InvalidWeights { .. }), "{err:?}");
+
+    let original = std::fs::read(fixture("bert-st-mean-norm").join("model.safetensors")).unwrap();
+    std::fs::write(dir.path("model.safetensors"), &original[..original.len() / 2]).unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::InvalidWeights { .. }), "{err:?}");
+}
+
+#[test]
+fn missing_tensor_names_the_key() {
+    let dir = Scratch::of("bert-st-mean-norm", "missing-tensor");
+    dir.edit_config(|c| c["num_hidden_layers"] = 3.into());
+    let err = load_error(&dir);
+    let text = err.to_string();
+    assert!(matches!(err, EncoderError::MissingTensor { .. }), "{err:?}");
+    assert!(text.contains("encoder.layer.2."), "{text}");
+}
+
+#[test]
+fn mis_shaped_tensor_names_key_and_both_shapes() {
+    let dir = Scratch::of("bert-st-mean-norm", "bad-shape");
+    dir.edit_config(|c| c["intermediate_size"] = 65.into());
+    let err = load_error(&dir);
+    let text = err.to_string();
+    assert!(matches!(err, EncoderError::ShapeMismatch { .. }), "{err:?}");
+    assert!(text.contains("intermediate.dense.weight") && text.contains("[65, 32]") && text.contains("[64, 32]"), "{text}");
+}
+
+#[test]
+fn unknown_architecture_lists_the_supported_ones() {
+    let dir = Scratch::of("bert-st-mean-norm", "unknown-arch");
+    dir.edit_config(|c| {
+        c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        c["model_type"] = "llama".into();
+    });
+    let err = load_error(&dir);
+    let text = err.to_string();
+    assert!(text.contains("LlamaForCausalLM") && text.contains("BertModel") && text.contains("DistilBertModel"), "{text}");
+}
+
+#[test]
+fn cross_encoder_without_classifier_is_an_error_not_a_panic() {
+    // A bi-encoder checkpoint has no classifier head.
+    let err = CrossEncoder::load(fixture("bert-st-mean-norm")).err().expect("must fail");
+    assert!(err.to_string().contains("pooler.dense.weight") || err.to_string().contains("classifier"), "{err}");
+    let err = SparseEncoder::load(fixture("bert-st-mean-norm")).err().expect("must fail");
+    assert!(matches!(err, EncoderError::MissingTensor { .. } | EncoderError::InvalidArgument(_)), "{err:?}");
+}
+
+#[test]
+fn unknown_prompt_name_is_an_error() {
+    let model = SentenceTransformer::load(fixture("bert-st-mean-norm")).unwrap();
+    let options = EncodeOptions { prompt_name: Some("nope".into()), ..Default::default() };
+    let err = model.encode_with(&["x"], &options).unwrap_err().to_string();
+    assert!(err.contains("nope") && err.contains("query"), "{err}");
+}
+
+#[test]
+fn gpu_devices_without_their_feature_say_so() {
+    if cfg!(feature = "wgpu") {
+        eprintln!("skipped: this build has the wgpu feature, so Device::Wgpu is available");
+        return;
+    }
+    let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
+    let err = SentenceTransformer::from_files(&files, &LoadOptions { device: Device::Wgpu }).err().expect("must fail");
+    assert!(err.to_string().contains("wgpu"), "{err}");
+}
