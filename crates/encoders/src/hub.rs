@@ -147,14 +147,14 @@ fn known_absent(cache_dir: &Path, model_id: &str, file: &str) -> bool {
 /// The hub cache directory, resolved like `huggingface_hub` does.
 pub fn cache_dir() -> PathBuf {
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = env("HF_HUB_CACHE") {
-        return dir;
-    }
-    if let Some(home) = env("HF_HOME") {
-        return home.join("hub");
-    }
-    let home = env("HOME").unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("huggingface").join("hub")
+    cache_dir_from(env("HF_HUB_CACHE"), env("HF_HOME"), env("HOME"))
+}
+
+/// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn cache_dir_from(hf_hub_cache: Option<PathBuf>, hf_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    hf_hub_cache.or_else(|| hf_home.map(|h| h.join("hub"))).unwrap_or_else(|| {
+        home.unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("huggingface").join("hub")
+    })
 }
 
 /// Whether `HF_HUB_OFFLINE` forbids downloads.
@@ -196,6 +196,14 @@ mod tests {
         let found = hub_file("org/name", &cache, true, "config.json").unwrap();
         assert!(found.is_none());
         std::fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
+    fn cache_dir_precedence_follows_huggingface_hub() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(cache_dir_from(p("/c"), p("/h"), p("/home")), PathBuf::from("/c"));
+        assert_eq!(cache_dir_from(None, p("/h"), p("/home")), PathBuf::from("/h/hub"));
+        assert_eq!(cache_dir_from(None, None, p("/home")), PathBuf::from("/home/.cache/huggingface/hub"));
     }
 
     #[test]
