@@ -21,7 +21,11 @@ fn print_matrix(m: &[Vec<f32>]) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. SentenceTransformer: embeddings and their similarities.
     let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
-    let sentences = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."];
+    let sentences = [
+        "The weather is lovely today.",
+        "It's so sunny outside!",
+        "He drove to the stadium.",
+    ];
     let embeddings = model.encode(&sentences)?;
     println!("== SentenceTransformer: sentence-transformers/all-MiniLM-L6-v2");
     println!("shape: {:?}", embeddings.shape());
@@ -52,7 +56,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scores = model.predict(&pairs)?;
     let mut ranked: Vec<usize> = (0..scores.len()).collect();
     ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    println!("Scores: {:?}", scores.iter().map(|s| format!("{s:.4}")).collect::<Vec<_>>());
+    println!(
+        "Scores: {:?}",
+        scores.iter().map(|s| format!("{s:.4}")).collect::<Vec<_>>()
+    );
     println!("Indices: {ranked:?}");
 
     // 3. SparseEncoder: SPLADE vectors, their dot products, sparsity and top tokens.
@@ -66,7 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Sparsity: {:.2}%", stats.sparsity_ratio * 100.0);
     println!("Avg non-zero dimensions per embedding: {:.2}", stats.active_dims);
     for (i, sentence) in sentences.iter().enumerate() {
-        let decoded: Vec<String> = model.decode(embeddings.row(i), 10).iter().map(|(t, w)| format!("({t}, {w:.4})")).collect();
+        let decoded: Vec<String> = model
+            .decode(embeddings.row(i), 10)
+            .iter()
+            .map(|(t, w)| format!("({t}, {w:.4})"))
+            .collect();
         println!("Sentence: {sentence}\nDecoded: [{}]", decoded.join(", "));
     }
     Ok(())

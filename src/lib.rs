@@ -20,7 +20,7 @@
 
 pub use sieve_encoders as encoders;
 pub use sieve_encoders::{
-    CrossEncoder, Device, EncodeOptions, EncoderError, Embeddings, LoadOptions, ModelFiles, PredictOptions, RankHit,
+    CrossEncoder, Device, Embeddings, EncodeOptions, EncoderError, LoadOptions, ModelFiles, PredictOptions, RankHit,
     RankOptions, ScoreActivation, SentenceTransformer, SimilarityFn, SparseEmbeddings, SparseEncodeOptions,
     SparseEncoder, SparseVector, Sparsity,
 };

@@ -5,7 +5,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fixture;
-use sieve::{CrossEncoder, Device, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer, SparseEncoder};
+use sieve::{
+    CrossEncoder, Device, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer, SparseEncoder,
+};
 
 /// A private copy of a fixture folder, removed on drop.
 struct Scratch(PathBuf);
@@ -59,7 +61,12 @@ fn load_error(dir: &Scratch) -> EncoderError {
 
 #[test]
 fn missing_files_are_named() {
-    for file in ["tokenizer.json", "model.safetensors", "config.json", "1_Pooling/config.json"] {
+    for file in [
+        "tokenizer.json",
+        "model.safetensors",
+        "config.json",
+        "1_Pooling/config.json",
+    ] {
         let dir = Scratch::of("bert-st-mean-norm", &format!("missing-{}", file.replace('/', "-")));
         std::fs::remove_file(dir.path(file)).unwrap();
         let err = load_error(&dir);
@@ -70,7 +77,9 @@ fn missing_files_are_named() {
 
 #[test]
 fn a_folder_that_does_not_exist_is_an_error() {
-    let err = SentenceTransformer::load("/nonexistent/sieve-model").err().expect("must fail");
+    let err = SentenceTransformer::load("/nonexistent/sieve-model")
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains("/nonexistent/sieve-model"), "{err}");
 }
 
@@ -86,7 +95,11 @@ fn corrupt_config_is_named() {
 #[test]
 fn corrupt_or_truncated_weights_are_errors() {
     let dir = Scratch::of("bert-st-mean-norm", "corrupt-weights");
-    std::fs::write(dir.path("model.safetensors"), b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage").unwrap();
+    std::fs::write(
+        dir.path("model.safetensors"),
+        b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage",
+    )
+    .unwrap();
     let err = load_error(&dir);
     assert!(matches!(err, EncoderError::InvalidWeights { .. }), "{err:?}");
 
@@ -113,7 +126,10 @@ fn mis_shaped_tensor_names_key_and_both_shapes() {
     let err = load_error(&dir);
     let text = err.to_string();
     assert!(matches!(err, EncoderError::ShapeMismatch { .. }), "{err:?}");
-    assert!(text.contains("intermediate.dense.weight") && text.contains("[65, 32]") && text.contains("[64, 32]"), "{text}");
+    assert!(
+        text.contains("intermediate.dense.weight") && text.contains("[65, 32]") && text.contains("[64, 32]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -125,22 +141,41 @@ fn unknown_architecture_lists_the_supported_ones() {
     });
     let err = load_error(&dir);
     let text = err.to_string();
-    assert!(text.contains("LlamaForCausalLM") && text.contains("BertModel") && text.contains("DistilBertModel"), "{text}");
+    assert!(
+        text.contains("LlamaForCausalLM") && text.contains("BertModel") && text.contains("DistilBertModel"),
+        "{text}"
+    );
 }
 
 #[test]
 fn cross_encoder_without_classifier_is_an_error_not_a_panic() {
     // A bi-encoder checkpoint has no classifier head.
-    let err = CrossEncoder::load(fixture("bert-st-mean-norm")).err().expect("must fail");
-    assert!(err.to_string().contains("pooler.dense.weight") || err.to_string().contains("classifier"), "{err}");
-    let err = SparseEncoder::load(fixture("bert-st-mean-norm")).err().expect("must fail");
-    assert!(matches!(err, EncoderError::MissingTensor { .. } | EncoderError::InvalidArgument(_)), "{err:?}");
+    let err = CrossEncoder::load(fixture("bert-st-mean-norm"))
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string().contains("pooler.dense.weight") || err.to_string().contains("classifier"),
+        "{err}"
+    );
+    let err = SparseEncoder::load(fixture("bert-st-mean-norm"))
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(
+            err,
+            EncoderError::MissingTensor { .. } | EncoderError::InvalidArgument(_)
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn unknown_prompt_name_is_an_error() {
     let model = SentenceTransformer::load(fixture("bert-st-mean-norm")).unwrap();
-    let options = EncodeOptions { prompt_name: Some("nope".into()), ..Default::default() };
+    let options = EncodeOptions {
+        prompt_name: Some("nope".into()),
+        ..Default::default()
+    };
     let err = model.encode_with(&["x"], &options).unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("query"), "{err}");
 }
@@ -152,6 +187,8 @@ fn gpu_devices_without_their_feature_say_so() {
         return;
     }
     let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
-    let err = SentenceTransformer::from_files(&files, &LoadOptions { device: Device::Wgpu }).err().expect("must fail");
+    let err = SentenceTransformer::from_files(&files, &LoadOptions { device: Device::Wgpu })
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains("wgpu"), "{err}");
 }

@@ -25,8 +25,16 @@ fn check_model(id: &str, golden_file: &str) {
     }
 
     let scores = model.predict(&pairs).unwrap();
-    assert_close(&format!("{id} sigmoid scores"), &scores, &f32s(&g["scores_sigmoid"]), TOL);
-    let raw = PredictOptions { activation: Some(ScoreActivation::Identity), ..Default::default() };
+    assert_close(
+        &format!("{id} sigmoid scores"),
+        &scores,
+        &f32s(&g["scores_sigmoid"]),
+        TOL,
+    );
+    let raw = PredictOptions {
+        activation: Some(ScoreActivation::Identity),
+        ..Default::default()
+    };
     let logits = model.predict_with(&pairs, &raw).unwrap();
     assert_close(&format!("{id} logits"), logits.as_slice(), &f32s(&g["logits"]), TOL);
 
@@ -34,10 +42,24 @@ fn check_model(id: &str, golden_file: &str) {
     let want_rank = g["rank"].as_array().unwrap();
     assert_eq!(ranked.len(), want_rank.len());
     for (hit, want) in ranked.iter().zip(want_rank) {
-        assert_eq!(hit.corpus_id as u64, want["corpus_id"].as_u64().unwrap(), "{id}: rank order");
+        assert_eq!(
+            hit.corpus_id as u64,
+            want["corpus_id"].as_u64().unwrap(),
+            "{id}: rank order"
+        );
         assert!((hit.score - want["score"].as_f64().unwrap() as f32).abs() <= TOL);
     }
-    let top3 = model.rank(query, &docs, &RankOptions { top_k: Some(3), return_documents: true, ..Default::default() }).unwrap();
+    let top3 = model
+        .rank(
+            query,
+            &docs,
+            &RankOptions {
+                top_k: Some(3),
+                return_documents: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     for (hit, want) in top3.iter().zip(g["rank_top3_with_documents"].as_array().unwrap()) {
         assert_eq!(hit.corpus_id as u64, want["corpus_id"].as_u64().unwrap());
         assert_eq!(hit.text.as_deref(), want["text"].as_str());
@@ -47,10 +69,20 @@ fn check_model(id: &str, golden_file: &str) {
     for case in g["scifact_truncated_pairs"].as_array().unwrap() {
         let pair = (case["query"].as_str().unwrap(), case["document"].as_str().unwrap());
         let batch = model.tokenizer().encode_pairs(&[pair]).unwrap();
-        assert_eq!(batch.ids(0), u32s(&case["input_ids"]), "{id}: truncated ids of doc {}", case["doc_id"]);
+        assert_eq!(
+            batch.ids(0),
+            u32s(&case["input_ids"]),
+            "{id}: truncated ids of doc {}",
+            case["doc_id"]
+        );
         assert_eq!(batch.token_type_ids, u32s(&case["token_type_ids"]));
         let logit = model.predict_with(&[pair], &raw).unwrap();
-        assert_close(&format!("{id} scifact logit {}", case["doc_id"]), logit.as_slice(), &[case["logit"].as_f64().unwrap() as f32], TOL);
+        assert_close(
+            &format!("{id} scifact logit {}", case["doc_id"]),
+            logit.as_slice(),
+            &[case["logit"].as_f64().unwrap() as f32],
+            TOL,
+        );
     }
 }
 
@@ -61,7 +93,10 @@ fn stsb_cross_encoder_matches_sentence_transformers() {
 
 #[test]
 fn scifact_reranker_matches_sentence_transformers() {
-    check_model("sieve/scifact-minilm-l6-reranker", "golden/scifact-minilm-l6-reranker.json");
+    check_model(
+        "sieve/scifact-minilm-l6-reranker",
+        "golden/scifact-minilm-l6-reranker.json",
+    );
 }
 
 #[test]
@@ -78,15 +113,26 @@ fn three_label_nli_fixture() {
         .collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let batch = model.tokenizer().encode_pairs(&pairs).unwrap();
-    for (i, want) in unpadded(&g["features"]["input_ids"], &g["features"]["attention_mask"]).iter().enumerate() {
+    for (i, want) in unpadded(&g["features"]["input_ids"], &g["features"]["attention_mask"])
+        .iter()
+        .enumerate()
+    {
         assert_eq!(&batch.ids(i), want, "token ids of pair {i}");
     }
     let logits = model.predict_with(&pairs, &PredictOptions::default()).unwrap();
     assert_eq!(logits.shape(), [6, 3]);
     assert_close("nli logits", logits.as_slice(), &rows(&g["logits"]).concat(), TOL);
-    let softmax = PredictOptions { activation: Some(ScoreActivation::Softmax), ..Default::default() };
+    let softmax = PredictOptions {
+        activation: Some(ScoreActivation::Softmax),
+        ..Default::default()
+    };
     let probs = model.predict_with(&pairs, &softmax).unwrap();
-    assert_close("nli softmax", probs.as_slice(), &rows(&g["predict_softmax"]).concat(), TOL);
+    assert_close(
+        "nli softmax",
+        probs.as_slice(),
+        &rows(&g["predict_softmax"]).concat(),
+        TOL,
+    );
     let labels: Vec<&str> = logits
         .rows()
         .map(|r| {
@@ -103,5 +149,8 @@ fn three_label_nli_fixture() {
 #[test]
 fn empty_pair_list_gives_no_scores() {
     let model = CrossEncoder::load(fixture("bert-nli-ce")).unwrap();
-    assert_eq!(model.predict_with(&[], &PredictOptions::default()).unwrap().shape(), [0, 3]);
+    assert_eq!(
+        model.predict_with(&[], &PredictOptions::default()).unwrap().shape(),
+        [0, 3]
+    );
 }

@@ -35,12 +35,20 @@ fn minilm_quickstart_matches_sentence_transformers() {
     assert_eq!(model.embedding_dim(), 384);
     assert_eq!(model.max_seq_length(), 256);
     assert_eq!(model.similarity_fn(), SimilarityFn::Cosine);
-    assert_close("embeddings", embeddings.as_slice(), &rows(&g["embeddings"]).concat(), TOL);
+    assert_close(
+        "embeddings",
+        embeddings.as_slice(),
+        &rows(&g["embeddings"]).concat(),
+        TOL,
+    );
 
     let sim = model.similarity(&embeddings, &embeddings).unwrap();
     assert_close("similarity", &sim.concat(), &rows(&g["similarity"]).concat(), TOL);
     // The seed's published figures, to four places.
-    assert_eq!(format!("{:.4} {:.4} {:.4}", sim[0][1], sim[0][2], sim[1][2]), "0.6660 0.1046 0.1411");
+    assert_eq!(
+        format!("{:.4} {:.4} {:.4}", sim[0][1], sim[0][2], sim[1][2]),
+        "0.6660 0.1046 0.1411"
+    );
 }
 
 #[test]
@@ -54,15 +62,32 @@ fn minilm_long_documents_truncate_like_sentence_transformers() {
         assert_eq!(batch.ids(i).len(), *want as usize, "tokens after truncation, doc {i}");
     }
     let embeddings = model.encode(&texts).unwrap();
-    assert_close("long-doc embeddings", embeddings.as_slice(), &rows(&g["embeddings"]).concat(), TOL);
+    assert_close(
+        "long-doc embeddings",
+        embeddings.as_slice(),
+        &rows(&g["embeddings"]).concat(),
+        TOL,
+    );
 }
 
 #[test]
 fn batching_and_order_do_not_change_results() {
     let model = minilm();
-    let texts = ["short", "a considerably longer sentence about the weather in spring", "mid length text"];
+    let texts = [
+        "short",
+        "a considerably longer sentence about the weather in spring",
+        "mid length text",
+    ];
     let together = model.encode(&texts).unwrap();
-    let one_by_one = model.encode_with(&texts, &EncodeOptions { batch_size: 1, ..Default::default() }).unwrap();
+    let one_by_one = model
+        .encode_with(
+            &texts,
+            &EncodeOptions {
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_close("batch 3 vs batch 1", together.as_slice(), one_by_one.as_slice(), 1e-5);
 }
 
@@ -92,12 +117,27 @@ fn fixture_case(name: &str, pooling_is_cls: bool) {
         assert_eq!(&batch.ids(i), want, "{name}: token ids of sentence {i}");
     }
     let embeddings = model.encode(&texts).unwrap();
-    assert_close(&format!("{name} embeddings"), embeddings.as_slice(), &rows(&g["sentence_embedding"]).concat(), TOL);
+    assert_close(
+        &format!("{name} embeddings"),
+        embeddings.as_slice(),
+        &rows(&g["sentence_embedding"]).concat(),
+        TOL,
+    );
     let sim = model.similarity(&embeddings, &embeddings).unwrap();
-    assert_close(&format!("{name} similarity"), &sim.concat(), &rows(&g["similarity"]).concat(), TOL);
+    assert_close(
+        &format!("{name} similarity"),
+        &sim.concat(),
+        &rows(&g["similarity"]).concat(),
+        TOL,
+    );
     if pooling_is_cls {
         // CLS pooling returns the first token's hidden state unchanged.
-        let first_tokens: Vec<f32> = g["token_embeddings_unpadded"].as_array().unwrap().iter().flat_map(|t| f32s(&t[0])).collect();
+        let first_tokens: Vec<f32> = g["token_embeddings_unpadded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| f32s(&t[0]))
+            .collect();
         assert_close(&format!("{name} CLS"), embeddings.as_slice(), &first_tokens, TOL);
     }
 }

@@ -16,7 +16,8 @@ pub fn shared() -> PathBuf {
 
 pub fn golden(relative: &str) -> Value {
     let path = shared().join(relative);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden file {} is not JSON: {e}", path.display()))
 }
 
@@ -30,15 +31,27 @@ pub fn hub_hint() -> &'static str {
 }
 
 pub fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 pub fn u32s(v: &Value) -> Vec<u32> {
-    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("integer") as u32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("integer") as u32)
+        .collect()
 }
 
 pub fn strs(v: &Value) -> Vec<String> {
-    v.as_array().expect("array").iter().map(|x| x.as_str().expect("string").to_string()).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_string())
+        .collect()
 }
 
 pub fn rows(v: &Value) -> Vec<Vec<f32>> {
@@ -63,6 +76,13 @@ pub fn unpadded(ids: &Value, mask: &Value) -> Vec<Vec<u32>> {
         .unwrap()
         .iter()
         .zip(mask.as_array().unwrap())
-        .map(|(i, m)| u32s(i).into_iter().zip(u32s(m)).filter(|(_, m)| *m == 1).map(|(i, _)| i).collect())
+        .map(|(i, m)| {
+            u32s(i)
+                .into_iter()
+                .zip(u32s(m))
+                .filter(|(_, m)| *m == 1)
+                .map(|(i, _)| i)
+                .collect()
+        })
         .collect()
 }

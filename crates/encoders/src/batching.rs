@@ -33,7 +33,10 @@ pub(crate) fn sorted_batches<T>(
         progress.inc(1);
     }
     progress.finish_and_clear();
-    Ok(slots.into_iter().map(|s| s.expect("every index is in exactly one batch")).collect())
+    Ok(slots
+        .into_iter()
+        .map(|s| s.expect("every index is in exactly one batch"))
+        .collect())
 }
 
 #[cfg(test)]

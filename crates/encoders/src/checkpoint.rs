@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -86,16 +86,28 @@ impl Checkpoint {
             reason: e.to_string(),
         })?;
         let index = tensors.names().into_iter().map(|n| n.to_string()).collect();
-        Ok(Self { path: path.to_path_buf(), bytes, index, device: device.clone() })
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+            index,
+            device: device.clone(),
+        })
     }
 
     /// The values of `key` as f32, checked against `shape`.
     fn values(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let tried = KEY_RULES.candidates(key);
         let Some(found) = tried.iter().find(|k| self.index.contains(*k)) else {
-            return Err(EncoderError::MissingTensor { key: key.to_string(), path: self.path.clone(), tried });
+            return Err(EncoderError::MissingTensor {
+                key: key.to_string(),
+                path: self.path.clone(),
+                tried,
+            });
         };
-        let invalid = |reason: String| EncoderError::InvalidWeights { path: self.path.clone(), reason };
+        let invalid = |reason: String| EncoderError::InvalidWeights {
+            path: self.path.clone(),
+            reason,
+        };
         let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| invalid(e.to_string()))?;
         let view = tensors.tensor(found).map_err(|e| invalid(e.to_string()))?;
         if view.shape() != shape {
@@ -107,7 +119,10 @@ impl Checkpoint {
         }
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             Dtype::F16 => data
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -120,7 +135,11 @@ impl Checkpoint {
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
                 .collect(),
-            other => return Err(invalid(format!("tensor `{found}` has dtype {other:?}, expected a float type"))),
+            other => {
+                return Err(invalid(format!(
+                    "tensor `{found}` has dtype {other:?}, expected a float type"
+                )));
+            }
         };
         Ok(values)
     }
@@ -147,7 +166,10 @@ impl Checkpoint {
         }
         let weight = Tensor::from_data(TensorData::new(transposed, [d_input, d_output]), &self.device);
         let bias = self.tensor1(&format!("{prefix}.bias"), d_output)?;
-        Ok(Linear { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)) })
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+        })
     }
 
     pub(crate) fn layer_norm(&self, prefix: &str, d_model: usize, eps: f64) -> Result<LayerNorm> {
@@ -158,7 +180,9 @@ impl Checkpoint {
     }
 
     pub(crate) fn embedding(&self, key: &str, n: usize, d_model: usize) -> Result<Embedding> {
-        Ok(Embedding { weight: Param::from_tensor(self.tensor2(key, [n, d_model])?) })
+        Ok(Embedding {
+            weight: Param::from_tensor(self.tensor2(key, [n, d_model])?),
+        })
     }
 }
 

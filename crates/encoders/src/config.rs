@@ -15,8 +15,10 @@ use crate::hub::ModelFiles;
 /// Parses the JSON file at `path` into `T`, naming the file on failure.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| EncoderError::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| EncoderError::InvalidConfig { path: path.to_path_buf(), reason: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| EncoderError::InvalidConfig {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Parses `file` of the model if it has one.
@@ -144,18 +146,26 @@ pub(crate) struct PoolingConfig {
 
 impl PoolingConfig {
     pub(crate) fn mean() -> Self {
-        Self { modes: vec![PoolingMode::Mean], include_prompt: true }
+        Self {
+            modes: vec![PoolingMode::Mean],
+            include_prompt: true,
+        }
     }
 
     pub(crate) fn read(path: &Path) -> Result<Self> {
         let raw: RawPoolingConfig = read_json(path)?;
-        let invalid = |reason: String| EncoderError::InvalidConfig { path: path.to_path_buf(), reason };
+        let invalid = |reason: String| EncoderError::InvalidConfig {
+            path: path.to_path_buf(),
+            reason,
+        };
         let mut modes = Vec::new();
         match &raw.pooling_mode {
             Some(Value::String(s)) => modes.push(PoolingMode::parse(s)?),
             Some(Value::Array(list)) => {
                 for m in list {
-                    let name = m.as_str().ok_or_else(|| invalid(format!("pooling_mode entry {m} is not a string")))?;
+                    let name = m
+                        .as_str()
+                        .ok_or_else(|| invalid(format!("pooling_mode entry {m} is not a string")))?;
                     modes.push(PoolingMode::parse(name)?);
                 }
             }
@@ -180,7 +190,10 @@ impl PoolingConfig {
         if modes.is_empty() {
             return Err(invalid("no pooling mode is enabled".into()));
         }
-        Ok(Self { modes, include_prompt: raw.include_prompt })
+        Ok(Self {
+            modes,
+            include_prompt: raw.include_prompt,
+        })
     }
 }
 
@@ -212,9 +225,15 @@ mod tests {
 
     #[test]
     fn pooling_reads_both_spellings() {
-        let old = write("old.json", r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true}"#);
+        let old = write(
+            "old.json",
+            r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true}"#,
+        );
         assert_eq!(PoolingConfig::read(&old).unwrap(), PoolingConfig::mean());
-        let new = write("new.json", r#"{"embedding_dimension": 32, "pooling_mode": "cls", "include_prompt": false}"#);
+        let new = write(
+            "new.json",
+            r#"{"embedding_dimension": 32, "pooling_mode": "cls", "include_prompt": false}"#,
+        );
         let c = PoolingConfig::read(&new).unwrap();
         assert_eq!(c.modes, vec![PoolingMode::Cls]);
         assert!(!c.include_prompt);

@@ -71,7 +71,11 @@ pub struct PredictOptions {
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        Self { batch_size: 32, activation: None, show_progress_bar: false }
+        Self {
+            batch_size: 32,
+            activation: None,
+            show_progress_bar: false,
+        }
     }
 }
 
@@ -92,7 +96,13 @@ pub struct RankOptions {
 
 impl Default for RankOptions {
     fn default() -> Self {
-        Self { top_k: None, return_documents: false, batch_size: 32, activation: None, show_progress_bar: false }
+        Self {
+            top_k: None,
+            return_documents: false,
+            batch_size: 32,
+            activation: None,
+            show_progress_bar: false,
+        }
     }
 }
 
@@ -154,7 +164,9 @@ impl CrossEncoder {
         let config = &transformer.config;
         let num_labels = num_labels(config);
         // 6.x writes activation_fn beside the prompts; 2.x/3.x put it in config.json.
-        let legacy = config.get("sbert_ce_default_activation_function").and_then(Value::as_str);
+        let legacy = config
+            .get("sbert_ce_default_activation_function")
+            .and_then(Value::as_str);
         let activation = match st.activation_fn.as_deref().or(legacy) {
             Some(name) => ScoreActivation::from_python(name)?,
             None if num_labels == 1 => ScoreActivation::Sigmoid,
@@ -169,7 +181,12 @@ impl CrossEncoder {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Self { transformer, num_labels, activation, id2label })
+        Ok(Self {
+            transformer,
+            num_labels,
+            activation,
+            id2label,
+        })
     }
 
     /// One score per pair, with the model's activation. For models with several labels use
@@ -181,13 +198,19 @@ impl CrossEncoder {
                 self.num_labels
             )));
         }
-        Ok(self.predict_with(pairs, &PredictOptions::default())?.as_slice().to_vec())
+        Ok(self
+            .predict_with(pairs, &PredictOptions::default())?
+            .as_slice()
+            .to_vec())
     }
 
     /// `[pairs, num_labels]` scores with explicit options.
     pub fn predict_with(&self, pairs: &[(&str, &str)], options: &PredictOptions) -> Result<Embeddings> {
         let activation = options.activation.unwrap_or(self.activation);
-        let lengths: Vec<usize> = pairs.iter().map(|(a, b)| a.chars().count() + b.chars().count()).collect();
+        let lengths: Vec<usize> = pairs
+            .iter()
+            .map(|(a, b)| a.chars().count() + b.chars().count())
+            .collect();
         let rows = sorted_batches(&lengths, options.batch_size, options.show_progress_bar, |idx| {
             let batch_pairs: Vec<(&str, &str)> = idx.iter().map(|&i| pairs[i]).collect();
             let batch = self.transformer.tokenizer.encode_pairs(&batch_pairs)?;

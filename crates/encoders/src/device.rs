@@ -82,7 +82,9 @@ impl FromStr for Device {
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| EncoderError::InvalidArgument(format!("unknown device `{s}` (expected cpu, wgpu, cuda or cuda:N)"))),
+                .ok_or_else(|| {
+                    EncoderError::InvalidArgument(format!("unknown device `{s}` (expected cpu, wgpu, cuda or cuda:N)"))
+                }),
         }
     }
 }

@@ -29,7 +29,10 @@ impl Embeddings {
         if rows.iter().any(|r| r.len() != dim) {
             return None;
         }
-        Some(Self { data: rows.concat(), dim })
+        Some(Self {
+            data: rows.concat(),
+            dim,
+        })
     }
 
     /// `[rows, dim]`, like `tensor.shape` in Python.
@@ -211,9 +214,15 @@ impl Sparsity {
     /// Statistics of `embeddings`.
     pub fn of(embeddings: &SparseEmbeddings) -> Self {
         if embeddings.is_empty() {
-            return Self { active_dims: 0.0, sparsity_ratio: 1.0 };
+            return Self {
+                active_dims: 0.0,
+                sparsity_ratio: 1.0,
+            };
         }
         let active = embeddings.rows.iter().map(|r| r.nnz() as f64).sum::<f64>() / embeddings.len() as f64;
-        Self { active_dims: active as f32, sparsity_ratio: (1.0 - active / embeddings.dim.max(1) as f64) as f32 }
+        Self {
+            active_dims: active as f32,
+            sparsity_ratio: (1.0 - active / embeddings.dim.max(1) as f64) as f32,
+        }
     }
 }

@@ -19,7 +19,11 @@ pub struct ModelFiles {
 #[derive(Debug, Clone)]
 enum Source {
     Local(PathBuf),
-    Hub { model_id: String, cache_dir: PathBuf, offline: bool },
+    Hub {
+        model_id: String,
+        cache_dir: PathBuf,
+        offline: bool,
+    },
 }
 
 impl ModelFiles {
@@ -27,9 +31,13 @@ impl ModelFiles {
     pub fn local(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(EncoderError::ModelFileMissing { path: dir.to_path_buf() });
+            return Err(EncoderError::ModelFileMissing {
+                path: dir.to_path_buf(),
+            });
         }
-        Ok(Self { source: Source::Local(dir.to_path_buf()) })
+        Ok(Self {
+            source: Source::Local(dir.to_path_buf()),
+        })
     }
 
     /// A model on the Hugging Face hub, e.g. `sentence-transformers/all-MiniLM-L6-v2`,
@@ -73,14 +81,15 @@ impl ModelFiles {
             Some(path) => Ok(path),
             None => Err(match &self.source {
                 Source::Local(dir) => EncoderError::ModelFileMissing { path: dir.join(file) },
-                Source::Hub { model_id, cache_dir, offline } => EncoderError::Hub {
+                Source::Hub {
+                    model_id,
+                    cache_dir,
+                    offline,
+                } => EncoderError::Hub {
                     model_id: model_id.clone(),
                     file: file.to_string(),
                     reason: if *offline {
-                        format!(
-                            "not in the hub cache {} and HF_HUB_OFFLINE is set",
-                            cache_dir.display()
-                        )
+                        format!("not in the hub cache {} and HF_HUB_OFFLINE is set", cache_dir.display())
                     } else {
                         "the repository has no such file".to_string()
                     },
@@ -96,9 +105,11 @@ impl ModelFiles {
                 let path = dir.join(file);
                 Ok(path.is_file().then_some(path))
             }
-            Source::Hub { model_id, cache_dir, offline } => {
-                hub_file(model_id, cache_dir, *offline, file)
-            }
+            Source::Hub {
+                model_id,
+                cache_dir,
+                offline,
+            } => hub_file(model_id, cache_dir, *offline, file),
         }
     }
 }
@@ -123,11 +134,7 @@ fn hub_file(model_id: &str, cache_dir: &Path, offline: bool, file: &str) -> Resu
         .map_err(|e| hub_error(e.to_string()))?;
     match api.repo(repo).get(file) {
         Ok(path) => Ok(Some(path)),
-        Err(hf_hub::api::sync::ApiError::RequestError(e))
-            if matches!(*e, ureq::Error::StatusCode(404)) =>
-        {
-            Ok(None)
-        }
+        Err(hf_hub::api::sync::ApiError::RequestError(e)) if matches!(*e, ureq::Error::StatusCode(404)) => Ok(None),
         Err(e) => Err(hub_error(format!(
             "{e} (set HF_HUB_OFFLINE=1 to use only the cache at {})",
             cache_dir.display()
@@ -152,9 +159,14 @@ pub fn cache_dir() -> PathBuf {
 
 /// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 fn cache_dir_from(hf_hub_cache: Option<PathBuf>, hf_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
-    hf_hub_cache.or_else(|| hf_home.map(|h| h.join("hub"))).unwrap_or_else(|| {
-        home.unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("huggingface").join("hub")
-    })
+    hf_hub_cache
+        .or_else(|| hf_home.map(|h| h.join("hub")))
+        .unwrap_or_else(|| {
+            home.unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache")
+                .join("huggingface")
+                .join("hub")
+        })
 }
 
 /// Whether `HF_HUB_OFFLINE` forbids downloads.
@@ -203,7 +215,10 @@ mod tests {
         let p = |s: &str| Some(PathBuf::from(s));
         assert_eq!(cache_dir_from(p("/c"), p("/h"), p("/home")), PathBuf::from("/c"));
         assert_eq!(cache_dir_from(None, p("/h"), p("/home")), PathBuf::from("/h/hub"));
-        assert_eq!(cache_dir_from(None, None, p("/home")), PathBuf::from("/home/.cache/huggingface/hub"));
+        assert_eq!(
+            cache_dir_from(None, None, p("/home")),
+            PathBuf::from("/home/.cache/huggingface/hub")
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub(crate) fn pool(config: &PoolingConfig, hidden: Tensor<3>, batch: &TokenBatch
                 // One-hot weight on each row's last real token (works for left or right padding).
                 let mut onehot = vec![0.0f32; b * s];
                 for row in 0..b {
-                    let last = (0..s).rev().find(|&t| batch.attention_mask[row * s + t] == 1).unwrap_or(0);
+                    let last = (0..s)
+                        .rev()
+                        .find(|&t| batch.attention_mask[row * s + t] == 1)
+                        .unwrap_or(0);
                     onehot[row * s + last] = 1.0;
                 }
                 let w = Tensor::<3>::from_data(TensorData::new(onehot, [b, s, 1]), &device);
@@ -43,7 +46,11 @@ pub(crate) fn pool(config: &PoolingConfig, hidden: Tensor<3>, batch: &TokenBatch
             }
         })
         .collect();
-    if pooled.len() == 1 { pooled.into_iter().next().expect("one mode") } else { Tensor::cat(pooled, 1) }
+    if pooled.len() == 1 {
+        pooled.into_iter().next().expect("one mode")
+    } else {
+        Tensor::cat(pooled, 1)
+    }
 }
 
 /// `Normalize`: rows scaled to unit L2 norm (`F.normalize`, ε = 1e-12).

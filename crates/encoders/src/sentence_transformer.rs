@@ -32,7 +32,13 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { batch_size: 32, normalize_embeddings: false, prompt_name: None, prompt: None, show_progress_bar: false }
+        Self {
+            batch_size: 32,
+            normalize_embeddings: false,
+            prompt_name: None,
+            prompt: None,
+            show_progress_bar: false,
+        }
     }
 }
 
@@ -101,7 +107,12 @@ impl SentenceTransformer {
         }
         let pooling = pooling.unwrap_or_else(PoolingConfig::mean);
         let transformer = Transformer::load(files, options.device, |_| Task::FeatureExtraction)?;
-        let similarity_fn = st.similarity_fn_name.as_deref().map(str::parse).transpose()?.unwrap_or_default();
+        let similarity_fn = st
+            .similarity_fn_name
+            .as_deref()
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or_default();
         let dim = transformer.model.hidden_size() * pooling.modes.len();
         Ok(Self {
             transformer,
@@ -130,7 +141,10 @@ impl SentenceTransformer {
     }
 
     fn role_options(&self, role: &str) -> EncodeOptions {
-        EncodeOptions { prompt_name: self.prompts.contains_key(role).then(|| role.to_string()), ..Default::default() }
+        EncodeOptions {
+            prompt_name: self.prompts.contains_key(role).then(|| role.to_string()),
+            ..Default::default()
+        }
     }
 
     /// Encodes `texts` with explicit options.
@@ -173,7 +187,10 @@ impl SentenceTransformer {
             Some(name) => self.prompts.get(name).cloned().ok_or_else(|| {
                 let mut known: Vec<&str> = self.prompts.keys().map(String::as_str).collect();
                 known.sort_unstable();
-                EncoderError::InvalidArgument(format!("prompt `{name}` not found (the model has: {})", known.join(", ")))
+                EncoderError::InvalidArgument(format!(
+                    "prompt `{name}` not found (the model has: {})",
+                    known.join(", ")
+                ))
             }),
         }
     }

@@ -28,7 +28,12 @@ pub struct SparseEncodeOptions {
 
 impl Default for SparseEncodeOptions {
     fn default() -> Self {
-        Self { batch_size: 32, max_active_dims: None, prompt_name: None, show_progress_bar: false }
+        Self {
+            batch_size: 32,
+            max_active_dims: None,
+            prompt_name: None,
+            show_progress_bar: false,
+        }
     }
 }
 
@@ -72,7 +77,8 @@ impl SparseEncoder {
             match module.class() {
                 "Transformer" | "MLMTransformer" => {}
                 "SpladePooling" => {
-                    let config: SpladePoolingConfig = read_json(&files.required(&format!("{}/config.json", module.path))?)?;
+                    let config: SpladePoolingConfig =
+                        read_json(&files.required(&format!("{}/config.json", module.path))?)?;
                     if config.pooling_strategy != "max" || config.activation_function != "relu" {
                         return Err(EncoderError::InvalidArgument(format!(
                             "SpladePooling with pooling_strategy `{}` and activation `{}` is not supported (only max / relu)",
@@ -94,7 +100,12 @@ impl SparseEncoder {
             .get("vocab_size")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0) as usize;
-        Ok(Self { transformer, vocab_size, max_active_dims: None, prompts: st.prompts })
+        Ok(Self {
+            transformer,
+            vocab_size,
+            max_active_dims: None,
+            prompts: st.prompts,
+        })
     }
 
     /// Keeps at most `k` active dimensions per vector by default (`None`: all).
@@ -111,13 +122,25 @@ impl SparseEncoder {
     /// Encodes with the `query` prompt when the model defines one.
     pub fn encode_query(&self, texts: &[&str]) -> Result<SparseEmbeddings> {
         let prompt_name = self.prompts.contains_key("query").then(|| "query".to_string());
-        self.encode_with(texts, &SparseEncodeOptions { prompt_name, ..Default::default() })
+        self.encode_with(
+            texts,
+            &SparseEncodeOptions {
+                prompt_name,
+                ..Default::default()
+            },
+        )
     }
 
     /// Encodes with the `document` prompt when the model defines one.
     pub fn encode_document(&self, texts: &[&str]) -> Result<SparseEmbeddings> {
         let prompt_name = self.prompts.contains_key("document").then(|| "document".to_string());
-        self.encode_with(texts, &SparseEncodeOptions { prompt_name, ..Default::default() })
+        self.encode_with(
+            texts,
+            &SparseEncodeOptions {
+                prompt_name,
+                ..Default::default()
+            },
+        )
     }
 
     /// Encodes `texts` with explicit options.
@@ -158,7 +181,10 @@ impl SparseEncoder {
 
     /// `[a.len(), b.len()]` dot products.
     pub fn similarity(&self, a: &SparseEmbeddings, b: &SparseEmbeddings) -> Vec<Vec<f32>> {
-        a.rows().iter().map(|x| b.rows().iter().map(|y| x.dot(y)).collect()).collect()
+        a.rows()
+            .iter()
+            .map(|x| b.rows().iter().map(|y| x.dot(y)).collect())
+            .collect()
     }
 
     /// Mean active dimensions and sparsity ratio of `embeddings`.
@@ -168,12 +194,26 @@ impl SparseEncoder {
 
     /// The `top_k` heaviest tokens of one vector, as (token, weight), heaviest first.
     pub fn decode(&self, vector: &SparseVector, top_k: usize) -> Vec<(String, f32)> {
-        let mut pairs: Vec<(u32, f32)> = vector.indices.iter().copied().zip(vector.values.iter().copied()).collect();
+        let mut pairs: Vec<(u32, f32)> = vector
+            .indices
+            .iter()
+            .copied()
+            .zip(vector.values.iter().copied())
+            .collect();
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         pairs
             .into_iter()
             .take(top_k)
-            .map(|(id, w)| (self.transformer.tokenizer.inner().id_to_token(id).unwrap_or_else(|| format!("[{id}]")), w))
+            .map(|(id, w)| {
+                (
+                    self.transformer
+                        .tokenizer
+                        .inner()
+                        .id_to_token(id)
+                        .unwrap_or_else(|| format!("[{id}]")),
+                    w,
+                )
+            })
             .collect()
     }
 

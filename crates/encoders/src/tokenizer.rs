@@ -63,9 +63,16 @@ impl TokenBatch {
 
 impl Tokenizer {
     /// Loads `tokenizer.json`; sequences are truncated to `max_length` tokens.
-    pub(crate) fn from_file(path: &Path, max_length: usize, do_lower_case: bool, pad_token: Option<&str>) -> Result<Self> {
+    pub(crate) fn from_file(
+        path: &Path,
+        max_length: usize,
+        do_lower_case: bool,
+        pad_token: Option<&str>,
+    ) -> Result<Self> {
         if !path.is_file() {
-            return Err(EncoderError::ModelFileMissing { path: path.to_path_buf() });
+            return Err(EncoderError::ModelFileMissing {
+                path: path.to_path_buf(),
+            });
         }
         let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
@@ -83,7 +90,12 @@ impl Tokenizer {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        Ok(Self { inner, max_length, pad_id, do_lower_case })
+        Ok(Self {
+            inner,
+            max_length,
+            pad_id,
+            do_lower_case,
+        })
     }
 
     /// Longest sequence, in tokens, that a text is truncated to.
@@ -98,27 +110,34 @@ impl Tokenizer {
 
     fn prepare(&self, text: &str) -> String {
         let text = text.trim();
-        if self.do_lower_case { text.to_lowercase() } else { text.to_string() }
+        if self.do_lower_case {
+            text.to_lowercase()
+        } else {
+            text.to_string()
+        }
     }
 
     /// Tokenizes single texts.
     pub fn encode(&self, texts: &[&str]) -> Result<TokenBatch> {
-        let inputs: Vec<tokenizers::EncodeInput> =
-            texts.iter().map(|t| self.prepare(t).into()).collect();
+        let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|t| self.prepare(t).into()).collect();
         self.batch(inputs)
     }
 
     /// Tokenizes (first, second) pairs, `[CLS] a [SEP] b [SEP]` for BERT.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
-        let inputs: Vec<tokenizers::EncodeInput> =
-            pairs.iter().map(|(a, b)| (self.prepare(a), self.prepare(b)).into()).collect();
+        let inputs: Vec<tokenizers::EncodeInput> = pairs
+            .iter()
+            .map(|(a, b)| (self.prepare(a), self.prepare(b)).into())
+            .collect();
         self.batch(inputs)
     }
 
     /// Number of tokens `text` has before any truncation, special tokens included.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
         let mut untruncated = self.inner.clone();
-        untruncated.with_truncation(None).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         let encoding = untruncated
             .encode(self.prepare(text), true)
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;

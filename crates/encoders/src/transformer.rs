@@ -41,11 +41,28 @@ impl Transformer {
                 _ => positions,
             }
         });
-        let tokenizer = Tokenizer::from_file(&tokenizer_path, max_length, sbert.do_lower_case, tokenizer_config.pad_token())?;
-        Ok(Self { tokenizer, model, config, device })
+        let tokenizer = Tokenizer::from_file(
+            &tokenizer_path,
+            max_length,
+            sbert.do_lower_case,
+            tokenizer_config.pad_token(),
+        )?;
+        Ok(Self {
+            tokenizer,
+            model,
+            config,
+            device,
+        })
     }
 
-    pub(crate) fn inputs(&self, batch: &TokenBatch) -> (burn::tensor::Tensor<2, burn::tensor::Int>, burn::tensor::Tensor<2, burn::tensor::Int>, burn::tensor::Tensor<2>) {
+    pub(crate) fn inputs(
+        &self,
+        batch: &TokenBatch,
+    ) -> (
+        burn::tensor::Tensor<2, burn::tensor::Int>,
+        burn::tensor::Tensor<2, burn::tensor::Int>,
+        burn::tensor::Tensor<2>,
+    ) {
         batch.tensors(&self.device)
     }
 }

@@ -64,7 +64,11 @@ impl BertEmbeddings {
         let h = c.hidden_size;
         Ok(Self {
             word_embeddings: ckpt.embedding("embeddings.word_embeddings.weight", c.vocab_size, h)?,
-            position_embeddings: ckpt.embedding("embeddings.position_embeddings.weight", c.max_position_embeddings, h)?,
+            position_embeddings: ckpt.embedding(
+                "embeddings.position_embeddings.weight",
+                c.max_position_embeddings,
+                h,
+            )?,
             token_type_embeddings: ckpt.embedding("embeddings.token_type_embeddings.weight", c.type_vocab_size, h)?,
             layer_norm: ckpt.layer_norm("embeddings.LayerNorm", h, c.layer_norm_eps)?,
         })
@@ -118,9 +122,12 @@ impl BertLayer {
             mask,
             heads,
         );
-        let attended = self.attention_output_layer_norm.forward(self.attention_output_dense.forward(context) + x);
+        let attended = self
+            .attention_output_layer_norm
+            .forward(self.attention_output_dense.forward(context) + x);
         let intermediate = act.forward(self.intermediate_dense.forward(attended.clone()));
-        self.output_layer_norm.forward(self.output_dense.forward(intermediate) + attended)
+        self.output_layer_norm
+            .forward(self.output_dense.forward(intermediate) + attended)
     }
 }
 
@@ -151,7 +158,12 @@ impl BertModel {
     }
 
     /// Last hidden state `[batch, seq, hidden]`.
-    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+    pub(crate) fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<3> {
         let heads = self.config.num_attention_heads;
         let mask = padding_mask(attention_mask, heads);
         let mut x = self.embeddings.forward(input_ids, token_type_ids);
@@ -160,7 +172,6 @@ impl BertModel {
         }
         x
     }
-
 }
 
 /// `BertPooler` + the `classifier` of `BertForSequenceClassification`.
@@ -200,7 +211,11 @@ impl BertLmHead {
         let decoder = ckpt.tensor2("cls.predictions.decoder.weight", [c.vocab_size, c.hidden_size])?;
         Ok(Self {
             transform_dense: ckpt.linear("cls.predictions.transform.dense", c.hidden_size, c.hidden_size)?,
-            transform_layer_norm: ckpt.layer_norm("cls.predictions.transform.LayerNorm", c.hidden_size, c.layer_norm_eps)?,
+            transform_layer_norm: ckpt.layer_norm(
+                "cls.predictions.transform.LayerNorm",
+                c.hidden_size,
+                c.layer_norm_eps,
+            )?,
             act: Activation::from_config(&c.hidden_act)?,
             decoder: VocabProjection::new(decoder, ckpt.tensor1("cls.predictions.decoder.bias", c.vocab_size)?),
         })
@@ -208,7 +223,8 @@ impl BertLmHead {
 
     /// The transformed hidden states, before the vocabulary projection.
     pub(crate) fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.transform_layer_norm.forward(self.act.forward(self.transform_dense.forward(hidden)))
+        self.transform_layer_norm
+            .forward(self.act.forward(self.transform_dense.forward(hidden)))
     }
 
     /// Vocabulary logits for already transformed states `[batch, seq, hidden]`.

@@ -99,7 +99,11 @@ impl DistilBertModel {
             .collect::<Result<_>>()?;
         Ok(Self {
             word_embeddings: ckpt.embedding("embeddings.word_embeddings.weight", config.vocab_size, d)?,
-            position_embeddings: ckpt.embedding("embeddings.position_embeddings.weight", config.max_position_embeddings, d)?,
+            position_embeddings: ckpt.embedding(
+                "embeddings.position_embeddings.weight",
+                config.max_position_embeddings,
+                d,
+            )?,
             embeddings_layer_norm: ckpt.layer_norm("embeddings.LayerNorm", d, LAYER_NORM_EPS)?,
             layers,
             act: Activation::from_config(&config.activation)?,
@@ -112,8 +116,13 @@ impl DistilBertModel {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let positions = self.position_embeddings.forward(position_ids).expand([batch, seq, self.config.dim]);
-        let mut x = self.embeddings_layer_norm.forward(self.word_embeddings.forward(input_ids) + positions);
+        let positions = self
+            .position_embeddings
+            .forward(position_ids)
+            .expand([batch, seq, self.config.dim]);
+        let mut x = self
+            .embeddings_layer_norm
+            .forward(self.word_embeddings.forward(input_ids) + positions);
         let heads = self.config.n_heads;
         let mask = padding_mask(attention_mask, heads);
         for layer in &self.layers {
@@ -121,7 +130,6 @@ impl DistilBertModel {
         }
         x
     }
-
 }
 
 /// `pre_classifier` + ReLU + `classifier` of `DistilBertForSequenceClassification`.
@@ -141,7 +149,8 @@ impl DistilBertClassificationHead {
     pub(crate) fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [batch, _, d] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([batch, d]);
-        self.classifier.forward(activation::relu(self.pre_classifier.forward(cls)))
+        self.classifier
+            .forward(activation::relu(self.pre_classifier.forward(cls)))
     }
 }
 
@@ -166,7 +175,8 @@ impl DistilBertLmHead {
     }
 
     pub(crate) fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.vocab_layer_norm.forward(self.act.forward(self.vocab_transform.forward(hidden)))
+        self.vocab_layer_norm
+            .forward(self.act.forward(self.vocab_transform.forward(hidden)))
     }
 
     pub(crate) fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {

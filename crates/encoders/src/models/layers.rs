@@ -91,7 +91,10 @@ impl VocabProjection {
     /// `embeddings` is `[vocab, hidden]` as stored in checkpoints.
     pub(crate) fn new(embeddings: Tensor<2>, bias: Tensor<1>) -> Self {
         let device = embeddings.device();
-        Self { weight: Tensor::from_data(embeddings.transpose().into_data(), &device), bias }
+        Self {
+            weight: Tensor::from_data(embeddings.transpose().into_data(), &device),
+            bias,
+        }
     }
 
     /// Logits `[batch, seq, vocab]` for `[batch, seq, hidden]`.

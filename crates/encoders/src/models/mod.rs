@@ -76,13 +76,21 @@ fn family(config: &Value) -> Result<&'static str> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(config: &Value, path: &Path) -> Result<T> {
-    serde_json::from_value(config.clone())
-        .map_err(|e| EncoderError::InvalidConfig { path: path.to_path_buf(), reason: e.to_string() })
+    serde_json::from_value(config.clone()).map_err(|e| EncoderError::InvalidConfig {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 impl Model {
     /// Builds the model `config` describes from `weights`, with the head `task` needs.
-    pub(crate) fn load(config: &Value, config_path: &Path, weights: &Path, task: Task, device: &Device) -> Result<Self> {
+    pub(crate) fn load(
+        config: &Value,
+        config_path: &Path,
+        weights: &Path,
+        task: Task,
+        device: &Device,
+    ) -> Result<Self> {
         let family = family(config)?;
         let ckpt = Checkpoint::open(weights, device)?;
         Ok(match family {
@@ -96,7 +104,12 @@ impl Model {
                     Task::MaskedLm => Head::BertLm(BertLmHead::load(&ckpt, &c)?),
                 };
                 let (hidden_size, max_position_embeddings) = (c.hidden_size, c.max_position_embeddings);
-                Self { backbone: Backbone::Bert(BertModel::load(&ckpt, c)?), head, hidden_size, max_position_embeddings }
+                Self {
+                    backbone: Backbone::Bert(BertModel::load(&ckpt, c)?),
+                    head,
+                    hidden_size,
+                    max_position_embeddings,
+                }
             }
             _ => {
                 let c: DistilBertConfig = parse(config, config_path)?;
@@ -127,7 +140,12 @@ impl Model {
     }
 
     /// Last hidden state `[batch, seq, hidden]`.
-    pub(crate) fn token_embeddings(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+    pub(crate) fn token_embeddings(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<3> {
         match &self.backbone {
             Backbone::Bert(m) => m.forward(input_ids, token_type_ids, attention_mask),
             Backbone::DistilBert(m) => m.forward(input_ids, attention_mask),
@@ -135,7 +153,12 @@ impl Model {
     }
 
     /// Sequence-classification logits `[batch, num_labels]`.
-    pub(crate) fn classify(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<2> {
+    pub(crate) fn classify(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<2> {
         let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
         match &self.head {
             Head::BertClassifier(h) => h.forward(hidden),
@@ -148,7 +171,12 @@ impl Model {
     ///
     /// The `[batch, seq, vocab]` logits are never held whole: they are produced a slice of
     /// positions at a time and folded into a running maximum.
-    pub(crate) fn splade(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<2> {
+    pub(crate) fn splade(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<2> {
         const ROWS_PER_SLICE: usize = 2048;
         let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
         let [batch, seq, _] = hidden.dims();
