@@ -15,9 +15,15 @@ fn converted_fixture(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2]) -> Pa
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
     let src = fixture("bert-st-mean-norm");
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
-        "config_sentence_transformers.json", "1_Pooling/config.json"]
-    {
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+        "1_Pooling/config.json",
+    ] {
         std::fs::copy(src.join(file), dir.join(file)).unwrap();
     }
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
@@ -44,7 +50,10 @@ fn converted_fixture(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2]) -> Pa
 
 fn check(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2], tol: f32) {
     let texts = ["The weather is lovely today.", "He drove to the stadium."];
-    let reference = SentenceTransformer::load(fixture("bert-st-mean-norm")).unwrap().encode(&texts).unwrap();
+    let reference = SentenceTransformer::load(fixture("bert-st-mean-norm"))
+        .unwrap()
+        .encode(&texts)
+        .unwrap();
     let dir = converted_fixture(tag, dtype, convert);
     let half = SentenceTransformer::load(&dir).unwrap().encode(&texts).unwrap();
     let diff = max_abs_diff(half.as_slice(), reference.as_slice());

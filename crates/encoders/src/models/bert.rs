@@ -5,6 +5,7 @@ use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::{Int, Tensor, activation};
 use serde::Deserialize;
 
+use super::LmHead;
 use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
@@ -220,15 +221,16 @@ impl BertLmHead {
             decoder: VocabProjection::new(decoder, ckpt.tensor1("cls.predictions.decoder.bias", c.vocab_size)?),
         })
     }
+}
 
-    /// The transformed hidden states, before the vocabulary projection.
-    pub(crate) fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
+impl LmHead for BertLmHead {
+    fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
         self.transform_layer_norm
             .forward(self.act.forward(self.transform_dense.forward(hidden)))
     }
 
     /// Vocabulary logits for already transformed states `[batch, seq, hidden]`.
-    pub(crate) fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
+    fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
         self.decoder.forward(transformed)
     }
 }

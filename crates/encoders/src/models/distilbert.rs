@@ -5,6 +5,7 @@ use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::{Bool, Int, Tensor, activation};
 use serde::Deserialize;
 
+use super::LmHead;
 use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
@@ -173,13 +174,15 @@ impl DistilBertLmHead {
             decoder: VocabProjection::new(decoder, ckpt.tensor1("vocab_projector.bias", c.vocab_size)?),
         })
     }
+}
 
-    pub(crate) fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
+impl LmHead for DistilBertLmHead {
+    fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
         self.vocab_layer_norm
             .forward(self.act.forward(self.vocab_transform.forward(hidden)))
     }
 
-    pub(crate) fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
+    fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
         self.decoder.forward(transformed)
     }
 }

@@ -48,6 +48,14 @@ enum Head {
     DistilBertLm(DistilBertLmHead),
 }
 
+/// A masked-LM head: transform the hidden states, then project them onto the vocabulary.
+pub(crate) trait LmHead {
+    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    fn transform(&self, hidden: Tensor<3>) -> Tensor<3>;
+    /// `[batch, seq, hidden]` → vocabulary logits `[batch, seq, vocab]`.
+    fn decode(&self, transformed: Tensor<3>) -> Tensor<3>;
+}
+
 /// A loaded Hugging Face model: backbone plus the head of its task.
 pub(crate) struct Model {
     backbone: Backbone,
@@ -180,21 +188,17 @@ impl Model {
         const ROWS_PER_SLICE: usize = 2048;
         let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
         let [batch, seq, _] = hidden.dims();
-        let transformed = match &self.head {
-            Head::BertLm(h) => h.transform(hidden),
-            Head::DistilBertLm(h) => h.transform(hidden),
+        let head: &dyn LmHead = match &self.head {
+            Head::BertLm(h) => h,
+            Head::DistilBertLm(h) => h,
             _ => unreachable!("splade() is only called on models loaded for MaskedLm"),
         };
+        let transformed = head.transform(hidden);
         let step = (ROWS_PER_SLICE / batch.max(1)).max(1);
         let mut pooled: Option<Tensor<2>> = None;
         for start in (0..seq).step_by(step) {
             let len = step.min(seq - start);
-            let part = transformed.clone().narrow(1, start, len);
-            let logits = match &self.head {
-                Head::BertLm(h) => h.decode(part),
-                Head::DistilBertLm(h) => h.decode(part),
-                _ => unreachable!(),
-            };
+            let logits = head.decode(transformed.clone().narrow(1, start, len));
             let vocab = logits.dims()[2];
             let mask = attention_mask.clone().narrow(1, start, len).reshape([batch, len, 1]);
             let weights = activation::relu(logits).log1p() * mask;
