@@ -6,12 +6,12 @@
 //! (`classifier.weight`, `cls.predictions.bias`). The table turns that name into every spelling a
 //! checkpoint may use; the first one present wins.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{EncoderError, Result};
@@ -74,22 +74,25 @@ impl KeyRules {
 pub(crate) struct Checkpoint {
     path: PathBuf,
     bytes: Vec<u8>,
-    index: HashSet<String>,
+    /// The parsed header, read once; tensor data starts at `data_start`.
+    metadata: Metadata,
+    data_start: usize,
     device: Device,
 }
 
 impl Checkpoint {
     pub(crate) fn open(path: &Path, device: &Device) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| EncoderError::io(path, e))?;
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| EncoderError::InvalidWeights {
+        // Validates the header and that every tensor lies within the file.
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| EncoderError::InvalidWeights {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let index = tensors.names().into_iter().map(|n| n.to_string()).collect();
         Ok(Self {
             path: path.to_path_buf(),
             bytes,
-            index,
+            metadata,
+            data_start: 8 + header_len,
             device: device.clone(),
         })
     }
@@ -97,28 +100,23 @@ impl Checkpoint {
     /// The values of `key` as f32, checked against `shape`.
     fn values(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let tried = KEY_RULES.candidates(key);
-        let Some(found) = tried.iter().find(|k| self.index.contains(*k)) else {
+        let Some((found, info)) = tried.iter().find_map(|k| Some((k, self.metadata.info(k)?))) else {
             return Err(EncoderError::MissingTensor {
                 key: key.to_string(),
                 path: self.path.clone(),
                 tried,
             });
         };
-        let invalid = |reason: String| EncoderError::InvalidWeights {
-            path: self.path.clone(),
-            reason,
-        };
-        let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| invalid(e.to_string()))?;
-        let view = tensors.tensor(found).map_err(|e| invalid(e.to_string()))?;
-        if view.shape() != shape {
+        if info.shape != shape {
             return Err(EncoderError::ShapeMismatch {
                 key: found.clone(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
+        let (begin, end) = info.data_offsets;
+        let data = &self.bytes[self.data_start + begin..self.data_start + end];
+        let values: Vec<f32> = match info.dtype {
             Dtype::F32 => data
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -136,9 +134,10 @@ impl Checkpoint {
                 .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
                 .collect(),
             other => {
-                return Err(invalid(format!(
-                    "tensor `{found}` has dtype {other:?}, expected a float type"
-                )));
+                return Err(EncoderError::InvalidWeights {
+                    path: self.path.clone(),
+                    reason: format!("tensor `{found}` has dtype {other:?}, expected a float type"),
+                });
             }
         };
         Ok(values)
