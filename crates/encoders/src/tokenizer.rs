@@ -132,18 +132,6 @@ impl Tokenizer {
         self.batch(inputs)
     }
 
-    /// Number of tokens `text` has before any truncation, special tokens included.
-    pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        let mut untruncated = self.inner.clone();
-        untruncated
-            .with_truncation(None)
-            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        let encoding = untruncated
-            .encode(self.prepare(text), true)
-            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        Ok(encoding.len())
-    }
-
     fn batch(&self, inputs: Vec<tokenizers::EncodeInput>) -> Result<TokenBatch> {
         let encodings = self
             .inner
