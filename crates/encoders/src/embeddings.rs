@@ -20,7 +20,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Wraps row-major `data`; `None` unless its length is a multiple of `dim`.
     pub fn new(data: Vec<f32>, dim: usize) -> Option<Self> {
-        (dim > 0 && data.len() % dim == 0 || data.is_empty()).then_some(Self { data, dim })
+        (dim > 0 && data.len().is_multiple_of(dim) || data.is_empty()).then_some(Self { data, dim })
     }
 
     /// Builds from rows; `None` when they differ in length.
@@ -42,7 +42,7 @@ impl Embeddings {
 
     /// Number of embeddings.
     pub fn len(&self) -> usize {
-        if self.dim == 0 { 0 } else { self.data.len() / self.dim }
+        self.data.len().checked_div(self.dim).unwrap_or(0)
     }
 
     /// Whether there are no embeddings.
