@@ -26,6 +26,9 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Hub ids need `scripts/fetch-models` to have filled the Hugging Face cache.
+pub mod ann;
+pub mod scifact;
+
 pub fn hub_hint() -> &'static str {
     "model not in the Hugging Face cache: run scripts/fetch-models first"
 }
