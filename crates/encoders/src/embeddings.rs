@@ -86,7 +86,7 @@ impl From<Embeddings> for Vec<Vec<f32>> {
 }
 
 /// One sparse vector: ascending token ids and their (positive) weights.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SparseVector {
     /// Token ids, ascending.
     pub indices: Vec<u32>,

@@ -217,6 +217,11 @@ impl SparseEncoder {
             .collect()
     }
 
+    /// The model's named prompts (`config_sentence_transformers.json`), e.g. `query`.
+    pub fn prompts(&self) -> &HashMap<String, String> {
+        &self.prompts
+    }
+
     /// Vocabulary size (the embeddings' dimension).
     pub fn dim(&self) -> usize {
         self.vocab_size

@@ -1,0 +1,102 @@
+//! BM25 full-text index (`TextIndex`, tantivy) on SciFact: 5,183 documents (title + " " +
+//! abstract), 1,109 queries.
+//!
+//! - `build_in_memory` / `build_on_disk`: create, add every document, commit
+//! - `search_top10`: every query, top 10 (throughput = queries per second)
+//! - `search_top10_filter_10pct`: the same with an allow-set of every tenth document
+//!
+//! ```sh
+//! cargo bench --bench text_index
+//! ```
+
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sieve::index::{AllowSet, DocId, TextIndex, TextIndexConfig};
+
+fn scifact(file: &str) -> Vec<serde_json::Value> {
+    let shared = std::env::var_os("SIEVE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = shared.join("data/scifact").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn build(index: &mut TextIndex, docs: &[(DocId, &str)]) {
+    index.add(docs).expect("add");
+    index.commit().expect("commit");
+}
+
+fn bench(c: &mut Criterion) {
+    let corpus: Vec<String> = scifact("corpus.jsonl")
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["title"].as_str().unwrap_or(""),
+                d["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let queries: Vec<String> = scifact("queries.jsonl")
+        .iter()
+        .map(|q| q["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    let docs: Vec<(DocId, &str)> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as DocId, t.as_str()))
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-text-{}", std::process::id()));
+
+    let mut group = c.benchmark_group("text_index");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(docs.len() as u64));
+    group.bench_function("build_in_memory", |b| {
+        b.iter(|| {
+            build(
+                &mut TextIndex::in_memory(TextIndexConfig::default()).expect("index"),
+                &docs,
+            )
+        })
+    });
+    group.bench_function("build_on_disk", |b| {
+        b.iter(|| {
+            let _ = std::fs::remove_dir_all(&dir);
+            build(
+                &mut TextIndex::create(&dir, TextIndexConfig::default()).expect("index"),
+                &docs,
+            )
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut index = TextIndex::in_memory(TextIndexConfig::default()).expect("index");
+    build(&mut index, &docs);
+    let allow: AllowSet = (0..docs.len() as u32).filter(|i| i % 10 == 0).collect();
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(queries.len() as u64));
+    group.bench_function("search_top10", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .map(|q| index.search(q, 10, None).expect("search").len())
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("search_top10_filter_10pct", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .map(|q| index.search(q, 10, Some(&allow)).expect("search").len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

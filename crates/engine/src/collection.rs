@@ -1,0 +1,580 @@
+//! [`Collection`]: documents in a directory, encoded on the way in, searchable by dense,
+//! sparse and BM25 retrieval, fused and reranked.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use serde_json::Value;
+use sieve_encoders::{CrossEncoder, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector};
+use sieve_index::{DocId, HnswIndex, Metric, SparseIndex, TextIndex};
+
+use crate::config::CollectionConfig;
+use crate::document::Document;
+use crate::error::{EngineError, Result};
+use crate::search::Search;
+use crate::storage::SledStorage;
+use crate::store::{DocRecord, Put, SCHEMA_VERSION, Schema, Store};
+
+/// File that marks a directory as a sieve collection.
+const MARKER: &str = "SIEVE_COLLECTION";
+const LOCK: &str = "LOCK";
+const STORE_DIR: &str = "store";
+const INDEX_DIR: &str = "indexes";
+/// Indexes are saved once this many documents changed since the last save.
+const CHECKPOINT_EVERY: usize = 20_000;
+
+/// Progress of a long write, passed to the callback of [`Collection::add_with_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// What is running: `"dense"`, `"sparse"` (encoding) or `"store"`.
+    pub stage: &'static str,
+    /// Documents done in this stage.
+    pub done: usize,
+    /// Documents in this call.
+    pub total: usize,
+}
+
+/// What a write did: how many documents it added, replaced or deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// New documents.
+    pub added: usize,
+    /// Existing documents replaced.
+    pub replaced: usize,
+    /// Documents deleted.
+    pub deleted: usize,
+}
+
+/// A collection's vital signs, from [`Collection::info`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Info {
+    /// The configuration it was created with.
+    pub config: CollectionConfig,
+    /// Documents in the store.
+    pub documents: usize,
+    /// Documents in the dense index (equals `documents` when healthy).
+    pub dense: Option<usize>,
+    /// Documents in the sparse index.
+    pub sparse: Option<usize>,
+    /// Documents in the BM25 index.
+    pub text: Option<usize>,
+    /// Sequence number of the last write.
+    pub sequence: u64,
+    /// Bytes on disk.
+    pub size_on_disk: u64,
+}
+
+pub(crate) struct Models {
+    pub dense: Option<SentenceTransformer>,
+    pub sparse: Option<SparseEncoder>,
+    pub reranker: Option<CrossEncoder>,
+}
+
+/// The in-memory side: indexes and the metadata the filters read.
+pub(crate) struct State {
+    pub dense: Option<HnswIndex>,
+    pub sparse: Option<SparseIndex>,
+    pub text: Option<TextIndex>,
+    pub metadata: HashMap<DocId, Value>,
+}
+
+struct Writer {
+    next_id: u32,
+    changed_since_checkpoint: usize,
+}
+
+/// A persistent, searchable set of documents in one directory.
+///
+/// The sled store under `path/store` is the source of truth; the indexes under
+/// `path/indexes` are saved at checkpoints and caught up from the store's change log (or
+/// rebuilt) when a collection is opened. `Collection` is `Send + Sync`: share it with an
+/// `Arc` and search from many threads while one writes.
+///
+/// ```no_run
+/// use sieve_engine::{Collection, CollectionConfig, Document};
+/// use serde_json::json;
+///
+/// let collection = Collection::create("my-collection", CollectionConfig::default())?;
+/// collection.add(vec![
+///     Document::new("a", "The cat sits outside").with_metadata(json!({"lang": "en"})),
+///     Document::new("b", "A man is playing guitar"),
+/// ])?;
+/// for hit in collection.search("pets outdoors").top_k(1).run()? {
+///     println!("{} {:.3} {}", hit.id, hit.score, hit.text);
+/// }
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
+pub struct Collection {
+    path: PathBuf,
+    pub(crate) schema: Schema,
+    pub(crate) store: Store,
+    pub(crate) models: Models,
+    pub(crate) state: RwLock<State>,
+    writer: Mutex<Writer>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("path", &self.path).field("config", &self.schema.config).finish()
+    }
+}
+
+impl Collection {
+    /// Creates a collection in `path` (a new or empty directory) and loads its models.
+    ///
+    /// ```no_run
+    /// use sieve_engine::{Collection, CollectionConfig};
+    /// let c = Collection::create("docs.sieve", CollectionConfig { reranker: None, ..Default::default() })?;
+    /// assert_eq!(c.len(), 0);
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>, config: CollectionConfig) -> Result<Self> {
+        let path = path.as_ref();
+        if path.join(MARKER).exists() {
+            return Err(EngineError::AlreadyExists { path: path.to_path_buf() });
+        }
+        if path.exists() {
+            let mut entries = fs::read_dir(path).map_err(|e| EngineError::io(path, e))?;
+            if entries.next().is_some() {
+                return Err(EngineError::not_a_collection(path, "directory is not empty and holds no collection"));
+            }
+        }
+        if config.dense.is_none() && config.sparse.is_none() && !config.text {
+            return Err(EngineError::InvalidInput("a collection needs at least one retriever (dense, sparse or text)".into()));
+        }
+        if config.batch_size == 0 {
+            return Err(EngineError::InvalidInput("batch_size must be at least 1".into()));
+        }
+        let models = load_models(&config)?;
+        let schema = Schema {
+            version: SCHEMA_VERSION,
+            dense: models.dense.as_ref().map(|m| (m.embedding_dim(), metric_of(m.similarity_fn()))),
+            sparse_dim: models.sparse.as_ref().map(|m| m.dim() as u32),
+            config,
+        };
+        fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
+        let lock = lock(path)?;
+        let store = Store::new(Box::new(open_storage(path)?), path);
+        store.write_schema(&schema)?;
+        // The marker is written last: a directory without it holds no usable collection.
+        write_file_synced(&path.join(MARKER), format!("sieve collection, schema {SCHEMA_VERSION}\n").as_bytes())?;
+        Self::assemble(path, schema, store, models, lock)
+    }
+
+    /// Opens an existing collection: reads its configuration from the store, loads the same
+    /// models, and brings every index up to date with the store.
+    ///
+    /// ```no_run
+    /// use sieve_engine::Collection;
+    /// let c = Collection::open("docs.sieve")?;
+    /// println!("{} documents", c.len());
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            return Err(EngineError::not_a_collection(path, "no such directory"));
+        }
+        if !path.join(MARKER).is_file() {
+            return Err(EngineError::not_a_collection(path, format!("no {MARKER} file: not created by sieve")));
+        }
+        let lock = lock(path)?;
+        if !path.join(STORE_DIR).is_dir() {
+            return Err(EngineError::not_a_collection(path, "the store directory is missing"));
+        }
+        let store = Store::new(Box::new(open_storage(path)?), path);
+        let schema = store.schema()?.ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
+        let models = load_models(&schema.config)?;
+        if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense) {
+            if model.embedding_dim() != expected {
+                let name = schema.config.dense.clone().unwrap_or_default();
+                return Err(EngineError::DimensionChanged { model: name, expected, found: model.embedding_dim() });
+            }
+        }
+        if let (Some(model), Some(expected)) = (&models.sparse, schema.sparse_dim) {
+            if model.dim() != expected as usize {
+                let name = schema.config.sparse.clone().unwrap_or_default();
+                return Err(EngineError::DimensionChanged { model: name, expected: expected as usize, found: model.dim() });
+            }
+        }
+        Self::assemble(path, schema, store, models, lock)
+    }
+
+    fn assemble(path: &Path, schema: Schema, store: Store, models: Models, lock: File) -> Result<Self> {
+        let next_id = store.next_id()?;
+        let collection = Collection {
+            path: path.to_path_buf(),
+            schema,
+            store,
+            models,
+            state: RwLock::new(State { dense: None, sparse: None, text: None, metadata: HashMap::new() }),
+            writer: Mutex::new(Writer { next_id, changed_since_checkpoint: 0 }),
+            _lock: lock,
+        };
+        let state = crate::indexes::open(&collection.path.join(INDEX_DIR), &collection.schema, &collection.store)?;
+        *collection.state.write().expect("no other user yet") = state;
+        Ok(collection)
+    }
+
+    /// The directory the collection lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The configuration the collection was created with.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.schema.config
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.read_state().metadata.len()
+    }
+
+    /// Whether the collection holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Document counts per index, the last write's sequence and the size on disk.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// let info = c.info()?;
+    /// println!("{} documents, {} bytes", info.documents, info.size_on_disk);
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn info(&self) -> Result<Info> {
+        let state = self.read_state();
+        Ok(Info {
+            config: self.schema.config.clone(),
+            documents: state.metadata.len(),
+            dense: state.dense.as_ref().map(|i| sieve_index::DenseIndex::len(i)),
+            sparse: state.sparse.as_ref().map(|i| i.len()),
+            text: state.text.as_ref().map(|i| i.len()),
+            sequence: self.store.seq()?,
+            size_on_disk: dir_size(&self.path),
+        })
+    }
+
+    /// Bytes the collection uses on disk (store and indexes).
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(dir_size(&self.path))
+    }
+
+    /// Adds new documents. Fails, naming it, if an id is already stored or repeated; nothing
+    /// is written then. Returns once the documents are durable (see [`Durability`](crate::Durability)).
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// use sieve_engine::Document;
+    /// c.add(vec![Document::new("1", "first"), Document::new("2", "second")])?;
+    /// assert!(c.add(vec![Document::new("1", "again")]).is_err());
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn add(&self, docs: Vec<Document>) -> Result<WriteReport> {
+        self.write(docs, false, &mut |_| {})
+    }
+
+    /// [`add`](Self::add) with a progress callback (encoding is the slow part of ingest).
+    pub fn add_with_progress(&self, docs: Vec<Document>, progress: &mut dyn FnMut(Progress)) -> Result<WriteReport> {
+        self.write(docs, false, progress)
+    }
+
+    /// Adds documents, replacing those whose id is already stored.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// use sieve_engine::Document;
+    /// let report = c.upsert(vec![Document::new("1", "first, edited")])?;
+    /// println!("{} replaced", report.replaced);
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn upsert(&self, docs: Vec<Document>) -> Result<WriteReport> {
+        self.write(docs, true, &mut |_| {})
+    }
+
+    /// [`upsert`](Self::upsert) with a progress callback.
+    pub fn upsert_with_progress(&self, docs: Vec<Document>, progress: &mut dyn FnMut(Progress)) -> Result<WriteReport> {
+        self.write(docs, true, progress)
+    }
+
+    /// Deletes documents by id; unknown ids are ignored. Returns how many were deleted.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// let deleted = c.delete(&["1", "no-such-id"])?;
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn delete<S: AsRef<str>>(&self, ids: &[S]) -> Result<usize> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            let id = id.as_ref();
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(iid) = self.store.iid(id)? {
+                removed.push((iid, id.to_string()));
+            }
+        }
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        self.store.commit(&[], &removed, writer.next_id, self.schema.config.durability)?;
+        let iids: Vec<DocId> = removed.iter().map(|r| r.0).collect();
+        {
+            let mut state = self.write_state();
+            crate::indexes::remove(&mut state, &iids)?;
+        }
+        writer.changed_since_checkpoint += removed.len();
+        self.maybe_checkpoint(&mut writer)?;
+        Ok(removed.len())
+    }
+
+    /// The stored document with this id (without vectors).
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// if let Some(doc) = c.get("1")? {
+    ///     println!("{}", doc.text);
+    /// }
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn get(&self, id: &str) -> Result<Option<Document>> {
+        let Some(iid) = self.store.iid(id)? else { return Ok(None) };
+        Ok(self.store.record(iid)?.map(to_document))
+    }
+
+    /// The stored dense and sparse vectors of a document.
+    pub fn vectors(&self, id: &str) -> Result<Option<(Option<Vec<f32>>, Option<SparseVector>)>> {
+        let Some(iid) = self.store.iid(id)? else { return Ok(None) };
+        Ok(Some((self.store.dense(iid)?, self.store.sparse(iid)?)))
+    }
+
+    /// Every document, in insertion order of first add.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// for doc in c.iter() {
+    ///     println!("{}", doc?.id);
+    /// }
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = Result<Document>> + '_ {
+        self.store.records().map(|r| r.map(|(_, rec)| to_document(rec)))
+    }
+
+    /// Starts a search; see [`Search`] for the options.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// use sieve_engine::Filter;
+    /// let hits = c.search("how do I reset my password").filter(Filter::eq("lang", "en")).top_k(5).run()?;
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn search(&self, query: impl Into<String>) -> Search<'_> {
+        Search::new(self, query.into())
+    }
+
+    /// Saves every index and trims the store's change log, so the next open has nothing to
+    /// catch up. Runs on its own every 20,000 changed documents and when the collection is dropped.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.checkpoint_locked(&mut writer)
+    }
+
+    /// Checkpoints and closes, reporting any error that dropping would swallow.
+    pub fn close(self) -> Result<()> {
+        self.checkpoint()
+    }
+
+    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
+        let seq = self.store.seq()?;
+        self.store.flush()?;
+        let state = self.read_state();
+        crate::indexes::save(&self.path.join(INDEX_DIR), &state, seq)?;
+        drop(state);
+        self.store.trim_log(seq)?;
+        writer.changed_since_checkpoint = 0;
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&self, writer: &mut Writer) -> Result<()> {
+        if writer.changed_since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint_locked(writer)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self, docs: Vec<Document>, replace: bool, progress: &mut dyn FnMut(Progress)) -> Result<WriteReport> {
+        if docs.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        self.check_documents(&docs)?;
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Ids are checked under the writer lock so no other write can slip in between.
+        let mut existing = Vec::with_capacity(docs.len());
+        for doc in &docs {
+            let iid = self.store.iid(&doc.id)?;
+            if iid.is_some() && !replace {
+                return Err(EngineError::DuplicateId { id: doc.id.clone() });
+            }
+            existing.push(iid);
+        }
+        let (dense, sparse) = crate::ingest::encode(self, &docs, progress)?;
+        let mut next_id = writer.next_id;
+        let mut report = WriteReport::default();
+        let mut puts = Vec::with_capacity(docs.len());
+        for (((doc, iid), dense), sparse) in docs.into_iter().zip(existing).zip(dense).zip(sparse) {
+            let iid = match iid {
+                Some(iid) => {
+                    report.replaced += 1;
+                    iid
+                }
+                None => {
+                    report.added += 1;
+                    let iid = next_id;
+                    next_id = next_id.checked_add(1).ok_or_else(|| {
+                        EngineError::InvalidInput("the collection has used all 2^32 internal ids".into())
+                    })?;
+                    iid
+                }
+            };
+            let metadata = serde_json::to_string(&doc.metadata)
+                .map_err(|e| EngineError::InvalidInput(format!("metadata of {:?}: {e}", doc.id)))?;
+            puts.push(Put { iid, record: DocRecord { id: doc.id, text: doc.text, metadata }, dense, sparse });
+        }
+        progress(Progress { stage: "store", done: 0, total: puts.len() });
+        self.store.commit(&puts, &[], next_id, self.schema.config.durability)?;
+        writer.next_id = next_id;
+        {
+            let mut state = self.write_state();
+            crate::indexes::insert(&mut state, &puts)?;
+        }
+        progress(Progress { stage: "store", done: puts.len(), total: puts.len() });
+        writer.changed_since_checkpoint += puts.len();
+        self.maybe_checkpoint(&mut writer)?;
+        Ok(report)
+    }
+
+    fn check_documents(&self, docs: &[Document]) -> Result<()> {
+        let mut seen = HashSet::with_capacity(docs.len());
+        for doc in docs {
+            if doc.id.is_empty() {
+                return Err(EngineError::InvalidInput("a document has an empty id".into()));
+            }
+            if !seen.insert(doc.id.as_str()) {
+                return Err(EngineError::RepeatedId { id: doc.id.clone() });
+            }
+            if let Some(v) = &doc.dense {
+                let Some((dim, _)) = self.schema.dense else {
+                    return Err(EngineError::InvalidInput(format!("document {:?} carries a dense vector but the collection has no dense model", doc.id)));
+                };
+                if v.len() != dim {
+                    return Err(EngineError::InvalidInput(format!("document {:?}: dense vector has {} dimensions, the collection {dim}", doc.id, v.len())));
+                }
+                if v.iter().any(|x| !x.is_finite()) {
+                    return Err(EngineError::InvalidInput(format!("document {:?}: dense vector holds NaN or infinity", doc.id)));
+                }
+            }
+            if let Some(v) = &doc.sparse {
+                let Some(dim) = self.schema.sparse_dim else {
+                    return Err(EngineError::InvalidInput(format!("document {:?} carries a sparse vector but the collection has no sparse model", doc.id)));
+                };
+                let sorted = v.indices.windows(2).all(|w| w[0] < w[1]);
+                if v.indices.len() != v.values.len() || !sorted || v.indices.iter().any(|&i| i >= dim) || v.values.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                    return Err(EngineError::InvalidInput(format!(
+                        "document {:?}: sparse vector needs ascending indices below {dim} and as many finite, non-negative values",
+                        doc.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        // Best effort: an index that is not saved here is caught up from the store on open.
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.changed_since_checkpoint > 0 {
+            let _ = self.checkpoint_locked(&mut writer);
+        }
+    }
+}
+
+pub(crate) fn to_document(record: DocRecord) -> Document {
+    let metadata = record.metadata();
+    Document { id: record.id, text: record.text, metadata, dense: None, sparse: None }
+}
+
+fn metric_of(similarity: SimilarityFn) -> Metric {
+    match similarity {
+        SimilarityFn::Cosine => Metric::Cosine,
+        SimilarityFn::Dot => Metric::Dot,
+        SimilarityFn::Euclidean => Metric::Euclidean,
+        SimilarityFn::Manhattan => Metric::Manhattan,
+    }
+}
+
+fn load_models(config: &CollectionConfig) -> Result<Models> {
+    Ok(Models {
+        dense: config.dense.as_deref().map(SentenceTransformer::from_pretrained).transpose()?,
+        sparse: config.sparse.as_deref().map(SparseEncoder::from_pretrained).transpose()?,
+        reranker: config.reranker.as_deref().map(CrossEncoder::from_pretrained).transpose()?,
+    })
+}
+
+fn lock(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| EngineError::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(EngineError::Locked { path: path.to_path_buf() }),
+        Err(fs::TryLockError::Error(e)) => Err(EngineError::io(&lock_path, e)),
+    }
+}
+
+fn open_storage(path: &Path) -> Result<SledStorage> {
+    let store_dir = path.join(STORE_DIR);
+    // sled can panic on some damaged files instead of returning an error; contain that.
+    std::panic::catch_unwind(|| SledStorage::open(&store_dir))
+        .unwrap_or_else(|_| Err(EngineError::not_a_collection(path, "the store is damaged (sled could not read it)")))
+}
+
+fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| EngineError::io(path, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| EngineError::io(path, e))
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

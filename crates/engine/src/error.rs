@@ -1,0 +1,103 @@
+//! The one error type of the engine.
+
+use std::path::PathBuf;
+
+/// Everything a [`Collection`](crate::Collection) operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Loading or running a model failed.
+    #[error(transparent)]
+    Encoder(#[from] sieve_encoders::EncoderError),
+    /// An index refused an operation or its files are damaged.
+    #[error(transparent)]
+    Index(#[from] sieve_index::IndexError),
+    /// The storage engine (sled) failed.
+    #[error("storage error in {path}: {message}")]
+    Storage {
+        /// The collection directory.
+        path: PathBuf,
+        /// What sled reported.
+        message: String,
+    },
+    /// File-system error outside the store.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another `Collection` in this one) has the collection open.
+    #[error("collection {path} is locked: another process has it open")]
+    Locked {
+        /// The collection directory.
+        path: PathBuf,
+    },
+    /// The directory exists but is not a sieve collection, or its contents are damaged.
+    #[error("{path} is not a readable sieve collection: {reason}")]
+    NotACollection {
+        /// The directory.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// `create` on a directory that already holds a collection.
+    #[error("{path} already holds a collection; use Collection::open")]
+    AlreadyExists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The collection was written by a newer (or unknown) schema version.
+    #[error("collection {path} has schema version {found}; this build reads version {supported}")]
+    SchemaVersion {
+        /// The directory.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// A model's output size differs from the one the collection was built with.
+    #[error("model {model} produces {found}-dimensional vectors but the collection stores {expected}")]
+    DimensionChanged {
+        /// The model id.
+        model: String,
+        /// Dimension stored in the collection.
+        expected: usize,
+        /// Dimension of the model now loaded.
+        found: usize,
+    },
+    /// `add` with an id that is already stored (use `upsert` to replace).
+    #[error("document id {id:?} already exists (use upsert to replace it)")]
+    DuplicateId {
+        /// The id.
+        id: String,
+    },
+    /// The same id appears twice in one call.
+    #[error("document id {id:?} appears more than once in the same call")]
+    RepeatedId {
+        /// The id.
+        id: String,
+    },
+    /// A document, query or option is unusable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A search asked for a retriever the collection was not configured with.
+    #[error("the collection has no {0} retriever configured")]
+    RetrieverMissing(&'static str),
+}
+
+/// Result alias for the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn not_a_collection(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        EngineError::NotACollection { path: path.into(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,223 @@
+//! Keeping the indexes in step with the store: open (load, catch up or rebuild), apply
+//! writes, save at checkpoints.
+//!
+//! Each index is saved next to a marker file holding the store sequence it reflects. On open
+//! an index whose files load and whose marker is still covered by the store's change log is
+//! caught up by re-applying the current state of every document the log touched since; any
+//! other index (missing, damaged, too old) is rebuilt from the store. Re-applying is
+//! idempotent, so a crash between saving an index and writing its marker is harmless.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use sieve_index::{DenseIndex, DocId, HnswIndex, SparseIndex, TextIndex};
+
+use crate::collection::State;
+use crate::error::{EngineError, Result};
+use crate::store::{Put, Schema, Store};
+
+const DENSE: &str = "dense";
+const SPARSE: &str = "sparse";
+const TEXT: &str = "text";
+
+/// Brings every configured index up to the store's current sequence.
+pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<State> {
+    fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let seq = store.seq()?;
+    let floor = store.log_floor()?;
+    // A marker is usable if the log still holds every change after it.
+    let usable = |name: &str| read_marker(dir, name).filter(|&m| m >= floor && m <= seq);
+
+    let mut metadata = HashMap::new();
+    for item in store.records() {
+        let (iid, record) = item?;
+        metadata.insert(iid, record.metadata());
+    }
+
+    let dense = match schema.dense {
+        None => None,
+        Some((dim, metric)) => {
+            let loaded = usable(DENSE).and_then(|m| HnswIndex::load(&dir.join(DENSE)).ok().map(|i| (i, m)));
+            Some(match loaded {
+                Some((mut index, marker)) if index.dim() == dim && index.metric() == metric => {
+                    for iid in store.touched_since(marker)? {
+                        match store.dense(iid)? {
+                            Some(v) => index.insert(&[(iid, &v)])?,
+                            None => {
+                                index.remove(&[iid]);
+                            }
+                        }
+                    }
+                    index
+                }
+                _ => {
+                    let mut index = HnswIndex::new(dim, metric, schema.config.hnsw)?;
+                    let vectors: Vec<(DocId, Vec<f32>)> = store.dense_vectors().collect::<Result<_>>()?;
+                    let points: Vec<(DocId, &[f32])> = vectors.iter().map(|(i, v)| (*i, v.as_slice())).collect();
+                    index.insert(&points)?;
+                    index
+                }
+            })
+        }
+    };
+
+    let sparse = match schema.sparse_dim {
+        None => None,
+        Some(vocab) => {
+            let loaded = usable(SPARSE).and_then(|m| SparseIndex::load(&dir.join(SPARSE)).ok().map(|i| (i, m)));
+            Some(match loaded {
+                Some((mut index, marker)) if index.vocab_size() == vocab => {
+                    for iid in store.touched_since(marker)? {
+                        match store.sparse(iid)? {
+                            Some(v) => index.insert(&[(iid, &v.indices, &v.values)])?,
+                            None => {
+                                index.remove(&[iid]);
+                            }
+                        }
+                    }
+                    index
+                }
+                _ => {
+                    let mut index = SparseIndex::new(vocab);
+                    let vectors: Vec<_> = store.sparse_vectors().collect::<Result<_>>()?;
+                    let docs: Vec<(DocId, &[u32], &[f32])> =
+                        vectors.iter().map(|(i, v)| (*i, v.indices.as_slice(), v.values.as_slice())).collect();
+                    index.insert(&docs)?;
+                    index
+                }
+            })
+        }
+    };
+
+    let text = if schema.config.text {
+        let path = dir.join(TEXT);
+        let loaded = usable(TEXT).and_then(|m| TextIndex::open(&path).ok().map(|i| (i, m)));
+        Some(match loaded {
+            Some((mut index, marker)) => {
+                for iid in store.touched_since(marker)? {
+                    match store.record(iid)? {
+                        Some(record) => index.add(&[(iid, &record.text)])?,
+                        None => index.remove(&[iid]),
+                    }
+                }
+                index.commit()?;
+                index
+            }
+            None => {
+                // The text index is derived data: start it over from the store.
+                remove_marker(dir, TEXT);
+                if path.exists() {
+                    fs::remove_dir_all(&path).map_err(|e| EngineError::io(&path, e))?;
+                }
+                let mut index = TextIndex::create(&path, schema.config.text_index.clone())?;
+                let mut batch: Vec<(DocId, String)> = Vec::with_capacity(1024);
+                for item in store.records() {
+                    let (iid, record) = item?;
+                    batch.push((iid, record.text));
+                    if batch.len() == 1024 {
+                        add_text(&mut index, &batch)?;
+                        batch.clear();
+                    }
+                }
+                add_text(&mut index, &batch)?;
+                index.commit()?;
+                index
+            }
+        })
+    } else {
+        None
+    };
+    Ok(State { dense, sparse, text, metadata })
+}
+
+fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
+    let docs: Vec<(DocId, &str)> = batch.iter().map(|(i, t)| (*i, t.as_str())).collect();
+    Ok(index.add(&docs)?)
+}
+
+/// Applies stored documents to every index (replacing earlier versions).
+pub(crate) fn insert(state: &mut State, puts: &[Put]) -> Result<()> {
+    if let Some(index) = &mut state.dense {
+        let points: Vec<(DocId, &[f32])> =
+            puts.iter().filter_map(|p| p.dense.as_deref().map(|v| (p.iid, v))).collect();
+        index.insert(&points)?;
+    }
+    if let Some(index) = &mut state.sparse {
+        let docs: Vec<(DocId, &[u32], &[f32])> = puts
+            .iter()
+            .filter_map(|p| p.sparse.as_ref().map(|v| (p.iid, v.indices.as_slice(), v.values.as_slice())))
+            .collect();
+        index.insert(&docs)?;
+    }
+    if let Some(index) = &mut state.text {
+        let docs: Vec<(DocId, &str)> = puts.iter().map(|p| (p.iid, p.record.text.as_str())).collect();
+        index.add(&docs)?;
+        index.commit()?;
+    }
+    for put in puts {
+        state.metadata.insert(put.iid, put.record.metadata());
+    }
+    Ok(())
+}
+
+/// Removes documents from every index.
+pub(crate) fn remove(state: &mut State, iids: &[DocId]) -> Result<()> {
+    if let Some(index) = &mut state.dense {
+        index.remove(iids);
+    }
+    if let Some(index) = &mut state.sparse {
+        index.remove(iids);
+    }
+    if let Some(index) = &mut state.text {
+        index.remove(iids);
+        index.commit()?;
+    }
+    for iid in iids {
+        state.metadata.remove(iid);
+    }
+    Ok(())
+}
+
+/// Saves every index, then records `seq` as the sequence each reflects.
+pub(crate) fn save(dir: &Path, state: &State, seq: u64) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    if let Some(index) = &state.dense {
+        index.save(&dir.join(DENSE))?;
+        write_marker(dir, DENSE, seq)?;
+    }
+    if let Some(index) = &state.sparse {
+        index.save(&dir.join(SPARSE))?;
+        write_marker(dir, SPARSE, seq)?;
+    }
+    if state.text.is_some() {
+        // The text index commits on every write; only its marker moves here.
+        write_marker(dir, TEXT, seq)?;
+    }
+    Ok(())
+}
+
+fn marker_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.seq"))
+}
+
+fn read_marker(dir: &Path, name: &str) -> Option<u64> {
+    fs::read_to_string(marker_path(dir, name)).ok()?.trim().parse().ok()
+}
+
+fn remove_marker(dir: &Path, name: &str) {
+    let _ = fs::remove_file(marker_path(dir, name));
+}
+
+fn write_marker(dir: &Path, name: &str, seq: u64) -> Result<()> {
+    use std::io::Write;
+    let path = marker_path(dir, name);
+    let tmp = path.with_extension("seq.tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+    f.write_all(format!("{seq}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(|e| EngineError::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| EngineError::io(&path, e))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The key-value layer under the store, kept behind a small trait so that sled (beta, see
+//! the README) can be replaced without touching the rest of the engine.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, Result};
+
+/// Writes applied together: all or none survive a crash.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// An ordered key-value store with atomic batches.
+pub trait Storage: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_>;
+    /// Applies a batch atomically.
+    fn apply(&self, batch: WriteBatch) -> Result<()>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<()>;
+    /// Bytes used on disk.
+    fn size_on_disk(&self) -> Result<u64>;
+}
+
+/// [`Storage`] on a sled database.
+pub struct SledStorage {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl SledStorage {
+    /// Opens (or creates) the sled database in `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| sled_error(path, e))?;
+        Ok(SledStorage { db, path: path.to_path_buf() })
+    }
+
+    fn err(&self, e: sled::Error) -> EngineError {
+        sled_error(&self.path, e)
+    }
+}
+
+fn sled_error(path: &Path, e: sled::Error) -> EngineError {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("acquire lock") => {
+            EngineError::Locked { path: path.to_path_buf() }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
+            EngineError::not_a_collection(path, format!("the store is damaged: {e}"))
+        }
+        other => EngineError::Storage { path: path.to_path_buf(), message: other.to_string() },
+    }
+}
+
+impl Storage for SledStorage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key).map_err(|e| self.err(e))?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_> {
+        Box::new(self.db.scan_prefix(prefix).map(move |item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| self.err(e))
+        }))
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for (key, value) in batch.ops {
+            match value {
+                Some(value) => b.insert(key, value),
+                None => b.remove(key),
+            }
+        }
+        self.db.apply_batch(b).map_err(|e| self.err(e))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map(drop).map_err(|e| self.err(e))
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(|e| self.err(e))
+    }
+}

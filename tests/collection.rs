@@ -1,0 +1,303 @@
+//! The Collection as users hold it: create, write, read, search, reopen, bad input.
+//! Most tests use the tiny fixture models (real model folders, random weights) for speed;
+//! `real_models_*` use all-MiniLM-L6-v2, splade-tiny and the cross-encoder.
+
+mod common;
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use sieve::engine::{Collection, CollectionConfig, Document, EngineError, Filter, Rerank, Retriever};
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("collection-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn fixture(name: &str) -> Option<String> {
+    Some(common::fixture(name).to_string_lossy().into_owned())
+}
+
+/// Dense + sparse + BM25 on the tiny fixtures, no reranker.
+fn tiny() -> CollectionConfig {
+    CollectionConfig {
+        dense: fixture("bert-st-mean-norm"),
+        sparse: fixture("bert-splade"),
+        text: true,
+        reranker: None,
+        ..CollectionConfig::default()
+    }
+}
+
+fn docs(range: std::ops::Range<usize>) -> Vec<Document> {
+    range
+        .map(|i| {
+            let colour = ["red", "green", "blue"][i % 3];
+            Document::new(format!("doc-{i}"), format!("document number {i} about topic {} and colour {colour}", i % 7))
+                .with_metadata(json!({"n": i, "topic": i % 7, "colour": colour}))
+        })
+        .collect()
+}
+
+#[test]
+fn create_add_get_upsert_delete_and_reopen() {
+    let dir = tempdir("crud");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    let mut stages = Vec::new();
+    let report = c.add_with_progress(docs(0..50), &mut |p| stages.push(p.stage)).unwrap();
+    assert_eq!(report.added, 50);
+    assert!(stages.contains(&"dense") && stages.contains(&"sparse") && stages.contains(&"store"), "{stages:?}");
+    assert_eq!(c.len(), 50);
+    let doc = c.get("doc-7").unwrap().unwrap();
+    assert_eq!(doc.metadata["n"], 7);
+    assert!(doc.text.contains("number 7"));
+    assert!(c.get("nope").unwrap().is_none());
+
+    match c.add(docs(49..51)) {
+        Err(EngineError::DuplicateId { id }) => assert_eq!(id, "doc-49"),
+        other => panic!("expected DuplicateId, got {other:?}"),
+    }
+    assert_eq!(c.len(), 50, "a refused add writes nothing");
+    assert!(matches!(c.add(vec![Document::new("x", "a"), Document::new("x", "b")]), Err(EngineError::RepeatedId { .. })));
+
+    let report = c.upsert(vec![Document::new("doc-7", "seven, rewritten"), Document::new("doc-50", "new")]).unwrap();
+    assert_eq!((report.added, report.replaced), (1, 1));
+    assert_eq!(c.get("doc-7").unwrap().unwrap().text, "seven, rewritten");
+    assert_eq!(c.delete(&["doc-1", "doc-2", "missing", "doc-1"]).unwrap(), 2);
+    assert_eq!(c.len(), 49);
+    let info = c.info().unwrap();
+    assert_eq!((info.dense, info.sparse, info.text), (Some(49), Some(49), Some(49)));
+    drop(c);
+
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.len(), 49);
+    assert_eq!(c.config(), &tiny());
+    assert!(c.get("doc-1").unwrap().is_none());
+    assert_eq!(c.get("doc-7").unwrap().unwrap().text, "seven, rewritten");
+    let info = c.info().unwrap();
+    assert_eq!((info.documents, info.dense, info.sparse, info.text), (49, Some(49), Some(49), Some(49)));
+    let ids: Vec<String> = c.iter().map(|d| d.unwrap().id).collect();
+    assert_eq!(ids.len(), 49);
+    let hits = c.search("rewritten").bm25().run().unwrap();
+    assert_eq!(hits[0].id, "doc-7");
+}
+
+#[test]
+fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
+    let dir = tempdir("catchup");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..30)).unwrap();
+    c.checkpoint().unwrap();
+    c.add(docs(30..40)).unwrap();
+    c.delete(&["doc-3"]).unwrap();
+    // Simulate a crash: no checkpoint on drop.
+    std::mem::forget(c);
+    // forget() keeps the lock file open in this process; release it the way a dead process would.
+    let (c, dir) = reopen_after_forget(&dir);
+    let info = c.info().unwrap();
+    assert_eq!((info.documents, info.dense, info.sparse, info.text), (39, Some(39), Some(39), Some(39)));
+    assert_eq!(c.search("number 35").bm25().top_k(1).run().unwrap()[0].id, "doc-35");
+    drop(c);
+
+    // Lose the saved dense and sparse indexes entirely: rebuilt from the store.
+    std::fs::remove_dir_all(dir.join("indexes/dense")).unwrap();
+    std::fs::write(dir.join("indexes/sparse/sparse.vectors"), b"garbage").ok();
+    std::fs::remove_dir_all(dir.join("indexes/text")).unwrap();
+    let c = Collection::open(&dir).unwrap();
+    let info = c.info().unwrap();
+    assert_eq!((info.dense, info.sparse, info.text), (Some(39), Some(39), Some(39)));
+    assert!(c.search("doc").dense().run().unwrap().iter().all(|h| h.id != "doc-3"));
+}
+
+/// `mem::forget` leaves the lock held by this process's open file, where a real crash would
+/// have the OS release it: open a copy of the directory instead (files as the crash left them).
+fn reopen_after_forget(dir: &std::path::Path) -> (Collection, PathBuf) {
+    let copy = dir.with_extension("copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_dir(dir, &copy);
+    (Collection::open(&copy).unwrap(), copy)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn filters_apply_inside_every_retriever() {
+    let dir = tempdir("filters");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..300)).unwrap();
+    let cases = [
+        (Filter::eq("colour", "red"), 100),
+        (Filter::is_in("topic", [1, 2]), 86),
+        (Filter::range("n").gte(10.0).and(Filter::range("n").lt(25.0)), 15),
+        (Filter::eq("colour", "blue").and(Filter::eq("topic", 3)), 14),
+        (Filter::exists("n").and(Filter::eq("n", 299).not()), 299),
+    ];
+    for (filter, matching) in cases {
+        for retriever in [Retriever::Dense, Retriever::Sparse, Retriever::Bm25] {
+            let hits = c.search("document topic colour number").retrievers(&[retriever]).filter(filter.clone()).top_k(12).run().unwrap();
+            assert_eq!(hits.len(), 12.min(matching), "{retriever:?} {filter:?}");
+            assert!(hits.iter().all(|h| filter.matches(&h.metadata)), "{retriever:?} returned a filtered-out document");
+        }
+        let hybrid = c.search("document topic colour number").filter(filter.clone()).top_k(12).run().unwrap();
+        assert_eq!(hybrid.len(), 12.min(matching));
+    }
+}
+
+#[test]
+fn bad_input_and_foreign_directories_give_typed_errors() {
+    let dir = tempdir("bad");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    assert!(matches!(c.search("   ").run(), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(c.search("x").rerank(5).run(), Err(EngineError::RetrieverMissing("reranker"))));
+    assert!(matches!(c.add(vec![Document::new("", "no id")]), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(c.add(vec![Document::new("v", "t").with_dense(vec![1.0; 3])]), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(c.add(vec![Document::new("v", "t").with_dense(vec![f32::NAN; 32])]), Err(EngineError::InvalidInput(_))));
+    assert!(c.search("anything").run().unwrap().is_empty(), "empty collection, empty result");
+
+    // A second open of the same collection is refused while the first holds it.
+    assert!(matches!(Collection::open(&dir), Err(EngineError::Locked { .. })));
+    assert!(matches!(Collection::create(&dir, tiny()), Err(EngineError::AlreadyExists { .. })));
+    drop(c);
+
+    let foreign = tempdir("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "my precious notes").unwrap();
+    assert!(matches!(Collection::open(&foreign), Err(EngineError::NotACollection { .. })));
+    assert!(matches!(Collection::create(&foreign, tiny()), Err(EngineError::NotACollection { .. })));
+    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "my precious notes");
+    assert!(matches!(Collection::open(tempdir("missing")), Err(EngineError::NotACollection { .. })));
+
+    // A damaged store: garbage in every sled file.
+    let damaged = tempdir("damaged");
+    let c = Collection::create(&damaged, tiny()).unwrap();
+    c.add(docs(0..5)).unwrap();
+    drop(c);
+    for entry in std::fs::read_dir(damaged.join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::write(&path, vec![0xA5u8; 4096]).unwrap();
+        }
+    }
+    let result = Collection::open(&damaged);
+    assert!(result.is_err(), "opening a damaged store must fail");
+}
+
+#[test]
+fn reopening_with_a_model_of_another_dimension_is_refused() {
+    let dir = tempdir("dimension");
+    let model = tempdir("dimension-model");
+    copy_dir(&common::fixture("bert-st-mean-norm"), &model);
+    let config = CollectionConfig { dense: Some(model.to_string_lossy().into_owned()), sparse: None, text: false, reranker: None, ..Default::default() };
+    let c = Collection::create(&dir, config).unwrap();
+    c.add(docs(0..3)).unwrap();
+    drop(c);
+    // The model folder now holds a model with 384-dimensional output.
+    std::fs::remove_dir_all(&model).unwrap();
+    let minilm = sieve::encoders::ModelFiles::hub(common::scifact::DENSE_MODEL).expect(common::hub_hint());
+    copy_dir(minilm.required("config.json").unwrap().parent().unwrap(), &model);
+    match Collection::open(&dir) {
+        Err(EngineError::DimensionChanged { expected: 32, found: 384, .. }) => {}
+        other => panic!("expected DimensionChanged, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_huge_document_is_stored_whole_and_encoded_truncated() {
+    let dir = tempdir("huge");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    let mut text: String = (0..100_000).map(|i| format!("w{} ", i % 50)).collect();
+    text.push_str("needle");
+    c.add(vec![Document::new("big", text.clone()), Document::new("small", "w1 w2 w3")]).unwrap();
+    assert_eq!(c.get("big").unwrap().unwrap().text, text);
+    let hits = c.search("needle").bm25().run().unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, "big");
+}
+
+#[test]
+fn collection_is_send_and_sync_and_serves_readers_while_writing() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Collection>();
+
+    let dir = tempdir("threads");
+    let c = std::sync::Arc::new(Collection::create(&dir, tiny()).unwrap());
+    c.add(docs(0..100)).unwrap();
+    let writer = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            for round in 0..10 {
+                c.add(docs(100 + round * 10..110 + round * 10)).unwrap();
+                c.delete(&[format!("doc-{}", round * 3)]).unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let hits = c.search(format!("document number {}", t * 20 + i)).top_k(5).run().unwrap();
+                    assert_eq!(hits.len(), 5);
+                }
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    readers.into_iter().for_each(|r| r.join().unwrap());
+    assert_eq!(c.len(), 100 + 100 - 10);
+}
+
+#[test]
+fn search_hits_carry_every_retrievers_rank_and_score() {
+    let dir = tempdir("hits");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..40)).unwrap();
+    let hits = c.search("document number 12 topic 5").top_k(5).run().unwrap();
+    assert_eq!(hits.len(), 5);
+    for (i, h) in hits.iter().enumerate() {
+        assert_eq!(h.first_stage.rank, i + 1);
+        assert!(h.dense.is_some() || h.sparse.is_some() || h.bm25.is_some());
+        assert!(h.reranker.is_none());
+        let rrf: f32 = [h.dense, h.sparse, h.bm25].iter().flatten().map(|s| 1.0 / (60.0 + s.rank as f32)).sum();
+        assert!((rrf - h.score).abs() < 1e-6, "fused score {} != hand RRF {rrf}", h.score);
+    }
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    let single = c.search("document number 12").bm25().top_k(3).run().unwrap();
+    assert!(single.iter().all(|h| h.dense.is_none() && h.bm25.is_some() && h.score == h.bm25.unwrap().score));
+}
+
+#[test]
+fn real_models_find_the_semantic_match_and_rerank() {
+    let dir = tempdir("real");
+    let config = CollectionConfig { reranker: Some("sieve/stsb-minilm-l6-ce".into()), ..CollectionConfig::default() };
+    let c = Collection::create(&dir, config).expect(common::hub_hint());
+    c.add(vec![
+        Document::new("pasta", "A man is eating pasta.").with_metadata(json!({"kind": "food"})),
+        Document::new("guitar", "A man is playing guitar.").with_metadata(json!({"kind": "music"})),
+        Document::new("monkey", "A monkey is playing drums.").with_metadata(json!({"kind": "music"})),
+        Document::new("cheetah", "A cheetah is running behind its prey.").with_metadata(json!({"kind": "animals"})),
+    ])
+    .unwrap();
+    for retriever in [Retriever::Dense, Retriever::Sparse] {
+        let hits = c.search("Someone is having a meal").retrievers(&[retriever]).no_rerank().top_k(1).run().unwrap();
+        assert_eq!(hits[0].id, "pasta", "{retriever:?}");
+    }
+    let hits = c.search("a person plays an instrument").rerank(4).rerank_mode(Rerank::Replace).run().unwrap();
+    assert!(hits[0].id == "guitar" || hits[0].id == "monkey", "{:?}", hits[0]);
+    let reranked: Vec<_> = hits.iter().map(|h| h.reranker.unwrap()).collect();
+    assert!(reranked.windows(2).all(|w| w[0].score >= w[1].score), "Replace orders by reranker score");
+    let hits = c.search("a person plays an instrument").filter(Filter::eq("kind", "music")).run().unwrap();
+    assert_eq!(hits.len(), 2);
+}
