@@ -62,6 +62,7 @@ fn evaluate(c: &Collection, name: &str, search: impl Fn(&str) -> Vec<String>) ->
 #[test]
 fn scifact_train_hybrid_beats_every_single_retriever() {
     let c = collection();
+    let c = &c;
     let run = |retrievers: &'static [Retriever], fusion: Fusion| {
         move |q: &str| -> Vec<String> {
             c.search(q).retrievers(retrievers).fusion(fusion).no_rerank().top_k(100).run().unwrap().into_iter().map(|h| h.id).collect()
@@ -70,12 +71,12 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
     let all: &'static [Retriever] = &[Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
     let rrf = Fusion::Rrf { k: 60.0 };
     let rows = vec![
-        evaluate(&c, "dense (all-MiniLM-L6-v2)", run(&[Retriever::Dense], rrf)),
-        evaluate(&c, "sparse (splade-tiny)", run(&[Retriever::Sparse], rrf)),
-        evaluate(&c, "BM25", run(&[Retriever::Bm25], rrf)),
-        evaluate(&c, "hybrid RRF (k = 60)", run(all, rrf)),
-        evaluate(&c, "hybrid min-max", run(all, Fusion::MinMax)),
-        evaluate(&c, "hybrid DBSF", run(all, Fusion::Dbsf)),
+        evaluate(c, "dense (all-MiniLM-L6-v2)", run(&[Retriever::Dense], rrf)),
+        evaluate(c, "sparse (splade-tiny)", run(&[Retriever::Sparse], rrf)),
+        evaluate(c, "BM25", run(&[Retriever::Bm25], rrf)),
+        evaluate(c, "hybrid RRF (k = 60)", run(all, rrf)),
+        evaluate(c, "hybrid min-max", run(all, Fusion::MinMax)),
+        evaluate(c, "hybrid DBSF", run(all, Fusion::Dbsf)),
     ];
     println!("\nSciFact train ({} judged queries)\n| ranking | nDCG@10 | Recall@100 |\n|---|---|---|", scifact::data().judged(&scifact::data().train_qrels).len());
     for r in &rows {

@@ -10,6 +10,7 @@
 //! | the collection and its writes | [`collection`] |
 //! | which models and indexes | [`config`] |
 //! | documents | [`document`] |
+//! | evaluation (nDCG, recall, MRR) | [`eval`] |
 //! | the query builder and hits | [`search`] |
 //! | metadata filters | [`filter`] |
 //! | fusing retrievers | [`fusion`] |
@@ -34,6 +35,7 @@
 pub mod collection;
 pub mod config;
 pub mod document;
+pub mod eval;
 mod error;
 pub mod filter;
 pub mod fusion;

@@ -76,3 +76,50 @@ impl Rerank {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // First stage: A B C D E (indexes 0..5). The reranker prefers B, C, then A.
+    const SCORES: [f32; 5] = [0.30, 0.90, 0.80, 0.10, 0.20];
+
+    fn order(out: &[Reranked]) -> Vec<usize> {
+        out.iter().map(|r| r.candidate).collect()
+    }
+
+    #[test]
+    fn replace_reorders_but_fuse_keeps_the_strong_first_stage_hit_on_top() {
+        assert_eq!(order(&Rerank::Replace.apply(&SCORES)), [1, 2, 0, 4, 3]);
+        assert_eq!(order(&Rerank::Fuse { weight: 0.5 }.apply(&SCORES)), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn fused_scores_match_a_hand_computation() {
+        let out = Rerank::Fuse { weight: 0.5 }.apply(&SCORES);
+        // candidate -> (reranker rank, first-stage rank)
+        let ranks = [(3, 1), (1, 2), (2, 3), (5, 4), (4, 5)];
+        for r in &out {
+            let (rr, fr) = ranks[r.candidate];
+            assert_eq!(r.reranker_rank, rr);
+            let hand = 0.5 / (60.0 + rr as f32) + 1.0 / (60.0 + fr as f32);
+            assert!((r.score - hand).abs() < 1e-7, "candidate {}: {} vs {hand}", r.candidate, r.score);
+            assert_eq!(r.reranker_score, SCORES[r.candidate]);
+        }
+        let a = out.iter().find(|r| r.candidate == 0).unwrap();
+        assert!((a.score - (0.5 / 63.0 + 1.0 / 61.0)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn weight_zero_keeps_the_first_stage_and_a_huge_weight_gives_the_rerankers_order() {
+        let scores: Vec<f32> = (0..50).map(|i| ((i * 37) % 50) as f32 / 50.0).collect();
+        assert_eq!(order(&Rerank::Fuse { weight: 0.0 }.apply(&scores)), (0..50).collect::<Vec<_>>());
+        assert_eq!(order(&Rerank::Fuse { weight: 1e6 }.apply(&scores)), order(&Rerank::Replace.apply(&scores)));
+    }
+
+    #[test]
+    fn ties_go_to_the_better_first_stage_rank() {
+        assert_eq!(order(&Rerank::Replace.apply(&[0.5, 0.5, 0.9])), [2, 0, 1]);
+        assert!(Rerank::Replace.apply(&[]).is_empty());
+    }
+}
