@@ -85,22 +85,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         println!("Sentence: {sentence}\nDecoded: [{}]", decoded.join(", "));
     }
-    
+
     println!("\n== Collection: hybrid search + rerank, embedded");
     let dir = std::env::temp_dir().join(format!("sieve-quickstart-{}", std::process::id()));
-    let config = CollectionConfig { reranker: Some("sieve/stsb-minilm-l6-ce".into()), ..CollectionConfig::default() };
+    let config = CollectionConfig {
+        reranker: Some("sieve/stsb-minilm-l6-ce".into()),
+        ..CollectionConfig::default()
+    };
     let collection = Collection::create(&dir, config)?;
     let docs = corpus.iter().enumerate().map(|(i, text)| {
-        let kind = if text.contains("violin") || text.contains("drums") { "music" } else { "other" };
+        let kind = if text.contains("violin") || text.contains("drums") {
+            "music"
+        } else {
+            "other"
+        };
         Document::new(format!("s{i}"), *text).with_metadata(json!({ "kind": kind }))
     });
     collection.add(docs.collect())?;
-    for hit in collection.search("Someone plays a musical instrument.").top_k(3).run()? {
+    for hit in collection
+        .search("Someone plays a musical instrument.")
+        .top_k(3)
+        .run()?
+    {
         let first = hit.first_stage.rank;
-        println!("{:.4}\t{}\t(first stage #{first}, reranker {:.3})", hit.score, hit.text, hit.reranker.map_or(0.0, |r| r.score));
+        println!(
+            "{:.4}\t{}\t(first stage #{first}, reranker {:.3})",
+            hit.score,
+            hit.text,
+            hit.reranker.map_or(0.0, |r| r.score)
+        );
     }
-    let filtered = collection.search("A person eats").filter(Filter::eq("kind", "other")).top_k(2).run()?;
-    println!("filtered to kind = other: {:?}", filtered.iter().map(|h| h.text.as_str()).collect::<Vec<_>>());
+    let filtered = collection
+        .search("A person eats")
+        .filter(Filter::eq("kind", "other"))
+        .top_k(2)
+        .run()?;
+    println!(
+        "filtered to kind = other: {:?}",
+        filtered.iter().map(|h| h.text.as_str()).collect::<Vec<_>>()
+    );
     drop(collection);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

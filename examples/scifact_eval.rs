@@ -15,14 +15,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sieve::engine::eval::{Qrels, mrr_at, ndcg_at, read_jsonl, read_qrels, recall_at};
 use sieve::CrossEncoder;
+use sieve::engine::eval::{Qrels, mrr_at, ndcg_at, read_jsonl, read_qrels, recall_at};
 use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Rerank, Retriever};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let shared = std::env::var_os("SIEVE_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared"));
+    let shared = std::env::var_os("SIEVE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"));
     let data = shared.join("data/scifact");
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/scifact.sieve"));
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/scifact.sieve"));
     let collection = open_or_build(&dir, &data)?;
     let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?.into_iter().collect();
     let train = read_qrels(&data.join("qrels/train.tsv"))?;
@@ -41,7 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (name, retrievers, fusion) in first_stage {
         let runs = run_all(&train, &queries, |_, q| {
-            let hits = collection.search(q).retrievers(retrievers).fusion(fusion).no_rerank().top_k(100).run()?;
+            let hits = collection
+                .search(q)
+                .retrievers(retrievers)
+                .fusion(fusion)
+                .no_rerank()
+                .top_k(100)
+                .run()?;
             Ok(hits.into_iter().map(|h| h.id).collect())
         })?;
         row(name, &train, &runs);
@@ -51,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("\n(no reranker configured: rerank rows skipped)");
         return Ok(());
     }
-    println!("\n## Rerank stage over the hybrid RRF first stage, SciFact dev ({} queries)\n", dev.len());
+    println!(
+        "\n## Rerank stage over the hybrid RRF first stage, SciFact dev ({} queries)\n",
+        dev.len()
+    );
     println!("| ranking | depth | nDCG@10 | Recall@100 | MRR@10 |\n|---|---|---|---|---|");
     let started = Instant::now();
     // Score the first stage's top 100 once per query; every depth and mode below reorders
@@ -68,13 +82,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     row("| hybrid first stage alone | - ", &dev, &first);
     for depth in [20, 100] {
-        let modes = [("replace", Rerank::Replace), ("fuse w = 0.25", Rerank::Fuse { weight: 0.25 }), ("fuse w = 0.5", Rerank::Fuse { weight: 0.5 }), ("fuse w = 1", Rerank::Fuse { weight: 1.0 })];
+        let modes = [
+            ("replace", Rerank::Replace),
+            ("fuse w = 0.25", Rerank::Fuse { weight: 0.25 }),
+            ("fuse w = 0.5", Rerank::Fuse { weight: 0.5 }),
+            ("fuse w = 1", Rerank::Fuse { weight: 1.0 }),
+        ];
         for (name, mode) in modes {
             let runs: Runs = first
                 .iter()
                 .map(|(qid, ids)| {
                     let n = depth.min(ids.len());
-                    let mut reranked: Vec<String> = mode.apply(&scores[qid][..n]).iter().map(|r| ids[r.candidate].clone()).collect();
+                    let mut reranked: Vec<String> = mode
+                        .apply(&scores[qid][..n])
+                        .iter()
+                        .map(|r| ids[r.candidate].clone())
+                        .collect();
                     reranked.extend(ids[n..].iter().cloned());
                     (qid.clone(), reranked)
                 })
@@ -84,8 +107,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The collection's own rerank stage must give the same ranking as the computation above.
     let (qid, ids) = first.iter().next().expect("dev queries");
-    let own: Vec<String> = collection.search(&queries[qid]).rerank(20).top_k(100).run()?.into_iter().map(|h| h.id).collect();
-    let mut expected: Vec<String> = Rerank::default().apply(&scores[qid][..20.min(ids.len())]).iter().map(|r| ids[r.candidate].clone()).collect();
+    let own: Vec<String> = collection
+        .search(&queries[qid])
+        .rerank(20)
+        .top_k(100)
+        .run()?
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    let mut expected: Vec<String> = Rerank::default()
+        .apply(&scores[qid][..20.min(ids.len())])
+        .iter()
+        .map(|r| ids[r.candidate].clone())
+        .collect();
     expected.extend(ids[20.min(ids.len())..].iter().cloned());
     assert_eq!(own, expected, "Collection's rerank stage disagrees with Rerank::apply");
     eprintln!("rerank rows took {:.0} s", started.elapsed().as_secs_f64());
@@ -120,7 +154,11 @@ fn row(name: &str, qrels: &Qrels, runs: &Runs) {
         mrr += mrr_at(10, &ranked, judged);
     }
     let n = qrels.len() as f64;
-    let label = if name.starts_with('|') { name.to_string() } else { format!("| {name} ") };
+    let label = if name.starts_with('|') {
+        name.to_string()
+    } else {
+        format!("| {name} ")
+    };
     println!("{label}| {:.4} | {:.4} | {:.4} |", ndcg / n, recall / n, mrr / n);
 }
 
@@ -146,6 +184,10 @@ fn open_or_build(dir: &Path, data: &Path) -> Result<Collection, Box<dyn std::err
 fn progress(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     let template = format!("{{msg:>6}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})");
-    bar.set_style(ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar
 }

@@ -34,8 +34,11 @@ fn docs(range: std::ops::Range<usize>) -> Vec<Document> {
     range
         .map(|i| {
             let colour = ["red", "green", "blue"][i % 3];
-            Document::new(format!("doc-{i}"), format!("document number {i} about topic {} and colour {colour}", i % 7))
-                .with_metadata(json!({"n": i, "topic": i % 7, "colour": colour}))
+            Document::new(
+                format!("doc-{i}"),
+                format!("document number {i} about topic {} and colour {colour}", i % 7),
+            )
+            .with_metadata(json!({"n": i, "topic": i % 7, "colour": colour}))
         })
         .collect()
 }
@@ -47,7 +50,10 @@ fn create_add_get_upsert_delete_and_reopen() {
     let mut stages = Vec::new();
     let report = c.add_with_progress(docs(0..50), &mut |p| stages.push(p.stage)).unwrap();
     assert_eq!(report.added, 50);
-    assert!(stages.contains(&"dense") && stages.contains(&"sparse") && stages.contains(&"store"), "{stages:?}");
+    assert!(
+        stages.contains(&"dense") && stages.contains(&"sparse") && stages.contains(&"store"),
+        "{stages:?}"
+    );
     assert_eq!(c.len(), 50);
     let doc = c.get("doc-7").unwrap().unwrap();
     assert_eq!(doc.metadata["n"], 7);
@@ -59,9 +65,17 @@ fn create_add_get_upsert_delete_and_reopen() {
         other => panic!("expected DuplicateId, got {other:?}"),
     }
     assert_eq!(c.len(), 50, "a refused add writes nothing");
-    assert!(matches!(c.add(vec![Document::new("x", "a"), Document::new("x", "b")]), Err(EngineError::RepeatedId { .. })));
+    assert!(matches!(
+        c.add(vec![Document::new("x", "a"), Document::new("x", "b")]),
+        Err(EngineError::RepeatedId { .. })
+    ));
 
-    let report = c.upsert(vec![Document::new("doc-7", "seven, rewritten"), Document::new("doc-50", "new")]).unwrap();
+    let report = c
+        .upsert(vec![
+            Document::new("doc-7", "seven, rewritten"),
+            Document::new("doc-50", "new"),
+        ])
+        .unwrap();
     assert_eq!((report.added, report.replaced), (1, 1));
     assert_eq!(c.get("doc-7").unwrap().unwrap().text, "seven, rewritten");
     assert_eq!(c.delete(&["doc-1", "doc-2", "missing", "doc-1"]).unwrap(), 2);
@@ -76,7 +90,10 @@ fn create_add_get_upsert_delete_and_reopen() {
     assert!(c.get("doc-1").unwrap().is_none());
     assert_eq!(c.get("doc-7").unwrap().unwrap().text, "seven, rewritten");
     let info = c.info().unwrap();
-    assert_eq!((info.documents, info.dense, info.sparse, info.text), (49, Some(49), Some(49), Some(49)));
+    assert_eq!(
+        (info.documents, info.dense, info.sparse, info.text),
+        (49, Some(49), Some(49), Some(49))
+    );
     let ids: Vec<String> = c.iter().map(|d| d.unwrap().id).collect();
     assert_eq!(ids.len(), 49);
     let hits = c.search("rewritten").bm25().run().unwrap();
@@ -96,7 +113,10 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
     // forget() keeps the lock file open in this process; release it the way a dead process would.
     let (c, dir) = reopen_after_forget(&dir);
     let info = c.info().unwrap();
-    assert_eq!((info.documents, info.dense, info.sparse, info.text), (39, Some(39), Some(39), Some(39)));
+    assert_eq!(
+        (info.documents, info.dense, info.sparse, info.text),
+        (39, Some(39), Some(39), Some(39))
+    );
     assert_eq!(c.search("number 35").bm25().top_k(1).run().unwrap()[0].id, "doc-35");
     drop(c);
 
@@ -146,11 +166,25 @@ fn filters_apply_inside_every_retriever() {
     ];
     for (filter, matching) in cases {
         for retriever in [Retriever::Dense, Retriever::Sparse, Retriever::Bm25] {
-            let hits = c.search("document topic colour number").retrievers(&[retriever]).filter(filter.clone()).top_k(12).run().unwrap();
+            let hits = c
+                .search("document topic colour number")
+                .retrievers(&[retriever])
+                .filter(filter.clone())
+                .top_k(12)
+                .run()
+                .unwrap();
             assert_eq!(hits.len(), 12.min(matching), "{retriever:?} {filter:?}");
-            assert!(hits.iter().all(|h| filter.matches(&h.metadata)), "{retriever:?} returned a filtered-out document");
+            assert!(
+                hits.iter().all(|h| filter.matches(&h.metadata)),
+                "{retriever:?} returned a filtered-out document"
+            );
         }
-        let hybrid = c.search("document topic colour number").filter(filter.clone()).top_k(12).run().unwrap();
+        let hybrid = c
+            .search("document topic colour number")
+            .filter(filter.clone())
+            .top_k(12)
+            .run()
+            .unwrap();
         assert_eq!(hybrid.len(), 12.min(matching));
     }
 }
@@ -160,24 +194,54 @@ fn bad_input_and_foreign_directories_give_typed_errors() {
     let dir = tempdir("bad");
     let c = Collection::create(&dir, tiny()).unwrap();
     assert!(matches!(c.search("   ").run(), Err(EngineError::InvalidInput(_))));
-    assert!(matches!(c.search("x").rerank(5).run(), Err(EngineError::RetrieverMissing("reranker"))));
-    assert!(matches!(c.add(vec![Document::new("", "no id")]), Err(EngineError::InvalidInput(_))));
-    assert!(matches!(c.add(vec![Document::new("v", "t").with_dense(vec![1.0; 3])]), Err(EngineError::InvalidInput(_))));
-    assert!(matches!(c.add(vec![Document::new("v", "t").with_dense(vec![f32::NAN; 32])]), Err(EngineError::InvalidInput(_))));
-    assert!(c.search("anything").run().unwrap().is_empty(), "empty collection, empty result");
+    assert!(matches!(
+        c.search("x").rerank(5).run(),
+        Err(EngineError::RetrieverMissing("reranker"))
+    ));
+    assert!(matches!(
+        c.add(vec![Document::new("", "no id")]),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        c.add(vec![Document::new("v", "t").with_dense(vec![1.0; 3])]),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        c.add(vec![Document::new("v", "t").with_dense(vec![f32::NAN; 32])]),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(
+        c.search("anything").run().unwrap().is_empty(),
+        "empty collection, empty result"
+    );
 
     // A second open of the same collection is refused while the first holds it.
     assert!(matches!(Collection::open(&dir), Err(EngineError::Locked { .. })));
-    assert!(matches!(Collection::create(&dir, tiny()), Err(EngineError::AlreadyExists { .. })));
+    assert!(matches!(
+        Collection::create(&dir, tiny()),
+        Err(EngineError::AlreadyExists { .. })
+    ));
     drop(c);
 
     let foreign = tempdir("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "my precious notes").unwrap();
-    assert!(matches!(Collection::open(&foreign), Err(EngineError::NotACollection { .. })));
-    assert!(matches!(Collection::create(&foreign, tiny()), Err(EngineError::NotACollection { .. })));
-    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "my precious notes");
-    assert!(matches!(Collection::open(tempdir("missing")), Err(EngineError::NotACollection { .. })));
+    assert!(matches!(
+        Collection::open(&foreign),
+        Err(EngineError::NotACollection { .. })
+    ));
+    assert!(matches!(
+        Collection::create(&foreign, tiny()),
+        Err(EngineError::NotACollection { .. })
+    ));
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "my precious notes"
+    );
+    assert!(matches!(
+        Collection::open(tempdir("missing")),
+        Err(EngineError::NotACollection { .. })
+    ));
 
     // A damaged store: garbage in every sled file.
     let damaged = tempdir("damaged");
@@ -199,16 +263,27 @@ fn reopening_with_a_model_of_another_dimension_is_refused() {
     let dir = tempdir("dimension");
     let model = tempdir("dimension-model");
     copy_dir(&common::fixture("bert-st-mean-norm"), &model);
-    let config = CollectionConfig { dense: Some(model.to_string_lossy().into_owned()), sparse: None, text: false, reranker: None, ..Default::default() };
+    let config = CollectionConfig {
+        dense: Some(model.to_string_lossy().into_owned()),
+        sparse: None,
+        text: false,
+        reranker: None,
+        ..Default::default()
+    };
     let c = Collection::create(&dir, config).unwrap();
     c.add(docs(0..3)).unwrap();
     drop(c);
     // The model folder now holds a model with 384-dimensional output.
     std::fs::remove_dir_all(&model).unwrap();
-    let minilm = sieve::encoders::ModelFiles::hub(common::scifact::DENSE_MODEL).expect(common::hub_hint());
+    let minilm = sieve::encoders::ModelFiles::hub(common::scifact::DENSE_MODEL)
+        .unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
     copy_dir(minilm.required("config.json").unwrap().parent().unwrap(), &model);
     match Collection::open(&dir) {
-        Err(EngineError::DimensionChanged { expected: 32, found: 384, .. }) => {}
+        Err(EngineError::DimensionChanged {
+            expected: 32,
+            found: 384,
+            ..
+        }) => {}
         other => panic!("expected DimensionChanged, got {other:?}"),
     }
 }
@@ -219,7 +294,11 @@ fn a_huge_document_is_stored_whole_and_encoded_truncated() {
     let c = Collection::create(&dir, tiny()).unwrap();
     let mut text: String = (0..100_000).map(|i| format!("w{} ", i % 50)).collect();
     text.push_str("needle");
-    c.add(vec![Document::new("big", text.clone()), Document::new("small", "w1 w2 w3")]).unwrap();
+    c.add(vec![
+        Document::new("big", text.clone()),
+        Document::new("small", "w1 w2 w3"),
+    ])
+    .unwrap();
     assert_eq!(c.get("big").unwrap().unwrap().text, text);
     let hits = c.search("needle").bm25().run().unwrap();
     assert_eq!(hits.len(), 1);
@@ -248,7 +327,11 @@ fn collection_is_send_and_sync_and_serves_readers_while_writing() {
             let c = c.clone();
             std::thread::spawn(move || {
                 for i in 0..20 {
-                    let hits = c.search(format!("document number {}", t * 20 + i)).top_k(5).run().unwrap();
+                    let hits = c
+                        .search(format!("document number {}", t * 20 + i))
+                        .top_k(5)
+                        .run()
+                        .unwrap();
                     assert_eq!(hits.len(), 5);
                 }
             })
@@ -270,19 +353,34 @@ fn search_hits_carry_every_retrievers_rank_and_score() {
         assert_eq!(h.first_stage.rank, i + 1);
         assert!(h.dense.is_some() || h.sparse.is_some() || h.bm25.is_some());
         assert!(h.reranker.is_none());
-        let rrf: f32 = [h.dense, h.sparse, h.bm25].iter().flatten().map(|s| 1.0 / (60.0 + s.rank as f32)).sum();
-        assert!((rrf - h.score).abs() < 1e-6, "fused score {} != hand RRF {rrf}", h.score);
+        let rrf: f32 = [h.dense, h.sparse, h.bm25]
+            .iter()
+            .flatten()
+            .map(|s| 1.0 / (60.0 + s.rank as f32))
+            .sum();
+        assert!(
+            (rrf - h.score).abs() < 1e-6,
+            "fused score {} != hand RRF {rrf}",
+            h.score
+        );
     }
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
     let single = c.search("document number 12").bm25().top_k(3).run().unwrap();
-    assert!(single.iter().all(|h| h.dense.is_none() && h.bm25.is_some() && h.score == h.bm25.unwrap().score));
+    assert!(
+        single
+            .iter()
+            .all(|h| h.dense.is_none() && h.bm25.is_some() && h.score == h.bm25.unwrap().score)
+    );
 }
 
 #[test]
 fn real_models_find_the_semantic_match_and_rerank() {
     let dir = tempdir("real");
-    let config = CollectionConfig { reranker: Some("sieve/stsb-minilm-l6-ce".into()), ..CollectionConfig::default() };
-    let c = Collection::create(&dir, config).expect(common::hub_hint());
+    let config = CollectionConfig {
+        reranker: Some("sieve/stsb-minilm-l6-ce".into()),
+        ..CollectionConfig::default()
+    };
+    let c = Collection::create(&dir, config).unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
     c.add(vec![
         Document::new("pasta", "A man is eating pasta.").with_metadata(json!({"kind": "food"})),
         Document::new("guitar", "A man is playing guitar.").with_metadata(json!({"kind": "music"})),
@@ -291,13 +389,31 @@ fn real_models_find_the_semantic_match_and_rerank() {
     ])
     .unwrap();
     for retriever in [Retriever::Dense, Retriever::Sparse] {
-        let hits = c.search("Someone is having a meal").retrievers(&[retriever]).no_rerank().top_k(1).run().unwrap();
+        let hits = c
+            .search("Someone is having a meal")
+            .retrievers(&[retriever])
+            .no_rerank()
+            .top_k(1)
+            .run()
+            .unwrap();
         assert_eq!(hits[0].id, "pasta", "{retriever:?}");
     }
-    let hits = c.search("a person plays an instrument").rerank(4).rerank_mode(Rerank::Replace).run().unwrap();
+    let hits = c
+        .search("a person plays an instrument")
+        .rerank(4)
+        .rerank_mode(Rerank::Replace)
+        .run()
+        .unwrap();
     assert!(hits[0].id == "guitar" || hits[0].id == "monkey", "{:?}", hits[0]);
     let reranked: Vec<_> = hits.iter().map(|h| h.reranker.unwrap()).collect();
-    assert!(reranked.windows(2).all(|w| w[0].score >= w[1].score), "Replace orders by reranker score");
-    let hits = c.search("a person plays an instrument").filter(Filter::eq("kind", "music")).run().unwrap();
+    assert!(
+        reranked.windows(2).all(|w| w[0].score >= w[1].score),
+        "Replace orders by reranker score"
+    );
+    let hits = c
+        .search("a person plays an instrument")
+        .filter(Filter::eq("kind", "music"))
+        .run()
+        .unwrap();
     assert_eq!(hits.len(), 2);
 }

@@ -30,7 +30,10 @@ fn config() -> CollectionConfig {
 #[test]
 #[ignore = "helper process of crash_recovery_keeps_every_acknowledged_write; does nothing unless that test spawns it"]
 fn crash_child() {
-    let (Some(dir), Some(round)) = (std::env::var_os("SIEVE_CRASH_DIR"), std::env::var("SIEVE_CRASH_ROUND").ok()) else {
+    let (Some(dir), Some(round)) = (
+        std::env::var_os("SIEVE_CRASH_DIR"),
+        std::env::var("SIEVE_CRASH_ROUND").ok(),
+    ) else {
         return;
     };
     let c = Collection::open(PathBuf::from(dir)).expect("child opens the collection");
@@ -61,7 +64,10 @@ fn crash_child() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -86,7 +92,8 @@ fn crash_recovery_keeps_every_acknowledged_write() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+        let reader =
+            std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
         std::thread::sleep(Duration::from_millis(300 + rng.next() % 1200));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -128,7 +135,10 @@ fn crash_recovery_keeps_every_acknowledged_write() {
     }
     let acknowledged = expected.values().filter(|&&v| v).count();
     println!("{ROUNDS} kills, {acknowledged} acknowledged documents alive");
-    assert!(acknowledged > 50, "the child wrote too little to test anything ({acknowledged})");
+    assert!(
+        acknowledged > 50,
+        "the child wrote too little to test anything ({acknowledged})"
+    );
 }
 
 /// Checks the reopened collection; returns the stored ids.
@@ -145,31 +155,67 @@ fn verify(
         if Some(id.as_str()) == delete_in_flight {
             continue;
         }
-        assert_eq!(got.is_some(), alive, "round {round}: acknowledged {} of {id} lost", if alive { "add" } else { "delete" });
+        assert_eq!(
+            got.is_some(),
+            alive,
+            "round {round}: acknowledged {} of {id} lost",
+            if alive { "add" } else { "delete" }
+        );
     }
     let stored: Vec<Document> = c.iter().collect::<Result<_, _>>().unwrap();
     for doc in &stored {
         let known = expected.get(&doc.id).copied() == Some(true) || in_flight.contains(&doc.id);
-        assert!(known, "round {round}: {} is visible but was never written (or its delete was lost)", doc.id);
+        assert!(
+            known,
+            "round {round}: {} is visible but was never written (or its delete was lost)",
+            doc.id
+        );
         // Complete, not half-visible: text, metadata and both vectors.
-        assert!(doc.text.starts_with("zq") && doc.metadata["batch"].is_u64(), "round {round}: {} is incomplete", doc.id);
-        let (dense, sparse) = c.vectors(&doc.id).unwrap().unwrap();
-        assert!(dense.is_some() && sparse.is_some(), "round {round}: {} lacks a vector", doc.id);
+        assert!(
+            doc.text.starts_with("zq") && doc.metadata["batch"].is_u64(),
+            "round {round}: {} is incomplete",
+            doc.id
+        );
+        let vectors = c.vectors(&doc.id).unwrap().unwrap();
+        assert!(
+            vectors.dense.is_some() && vectors.sparse.is_some(),
+            "round {round}: {} lacks a vector",
+            doc.id
+        );
     }
     let info = c.info().unwrap();
     assert_eq!(info.documents, stored.len());
-    assert_eq!((info.dense, info.sparse, info.text), (Some(stored.len()), Some(stored.len()), Some(stored.len())), "round {round}: an index disagrees with the store");
+    assert_eq!(
+        (info.dense, info.sparse, info.text),
+        (Some(stored.len()), Some(stored.len()), Some(stored.len())),
+        "round {round}: an index disagrees with the store"
+    );
     // Every retriever returns only stored documents, and BM25 finds each document's unique token.
     let ids: BTreeSet<&str> = stored.iter().map(|d| d.id.as_str()).collect();
     for retriever in [Retriever::Dense, Retriever::Sparse, Retriever::Bm25] {
-        for hit in c.search("document batch round").retrievers(&[retriever]).top_k(50).run().unwrap() {
-            assert!(ids.contains(hit.id.as_str()), "round {round}: {retriever:?} returned {} which is not stored", hit.id);
+        for hit in c
+            .search("document batch round")
+            .retrievers(&[retriever])
+            .top_k(50)
+            .run()
+            .unwrap()
+        {
+            assert!(
+                ids.contains(hit.id.as_str()),
+                "round {round}: {retriever:?} returned {} which is not stored",
+                hit.id
+            );
         }
     }
     for doc in stored.iter().rev().take(15) {
         let token = doc.text.split(' ').next().unwrap();
         let hits = c.search(token).bm25().top_k(1).run().unwrap();
-        assert_eq!(hits.first().map(|h| h.id.as_str()), Some(doc.id.as_str()), "round {round}: BM25 lost {}", doc.id);
+        assert_eq!(
+            hits.first().map(|h| h.id.as_str()),
+            Some(doc.id.as_str()),
+            "round {round}: BM25 lost {}",
+            doc.id
+        );
         // Its own text is its nearest neighbour (the tiny model may tie it with a near twin).
         let dense = c.search(&doc.text).dense().top_k(stored.len()).run().unwrap();
         let own = dense.iter().find(|h| h.id == doc.id);

@@ -4,18 +4,23 @@
 mod common;
 
 use common::ann;
-use sieve::index::{
-    AllowSet, DenseIndex, DocId, FlatIndex, HnswIndex, HnswParams, IndexError, Metric, SearchParams,
-};
+use sieve::index::{AllowSet, DenseIndex, DocId, FlatIndex, HnswIndex, HnswParams, IndexError, Metric, SearchParams};
 
 const K: usize = 10;
 
 fn deterministic() -> HnswParams {
-    HnswParams { parallel_insert: false, ..HnswParams::default() }
+    HnswParams {
+        parallel_insert: false,
+        ..HnswParams::default()
+    }
 }
 
 fn build<I: DenseIndex>(mut index: I, rows: &[Vec<f32>]) -> I {
-    let points: Vec<(DocId, &[f32])> = rows.iter().enumerate().map(|(i, v)| (i as DocId, v.as_slice())).collect();
+    let points: Vec<(DocId, &[f32])> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as DocId, v.as_slice()))
+        .collect();
     index.insert(&points).expect("insert");
     index
 }
@@ -23,12 +28,20 @@ fn build<I: DenseIndex>(mut index: I, rows: &[Vec<f32>]) -> I {
 fn ids(index: &dyn DenseIndex, queries: &[Vec<f32>], k: usize, filter: Option<&AllowSet>) -> Vec<Vec<u32>> {
     queries
         .iter()
-        .map(|q| index.search(q, k, &SearchParams::default(), filter).expect("search").iter().map(|h| h.id).collect())
+        .map(|q| {
+            index
+                .search(q, k, &SearchParams::default(), filter)
+                .expect("search")
+                .iter()
+                .map(|h| h.id)
+                .collect()
+        })
         .collect()
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dense-{name}-{}", std::process::id()));
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dense-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -37,7 +50,10 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn random_xs_20_recall_at_defaults_euclidean_and_angular() {
     let train = ann::fvecs("train.fvecs");
     let test = ann::fvecs("test.fvecs");
-    for (metric, truth_file) in [(Metric::Euclidean, "gt_euclidean_top100.ivecs"), (Metric::Cosine, "gt_angular_top100.ivecs")] {
+    for (metric, truth_file) in [
+        (Metric::Euclidean, "gt_euclidean_top100.ivecs"),
+        (Metric::Cosine, "gt_angular_top100.ivecs"),
+    ] {
         let truth = ann::ivecs(truth_file);
         let hnsw = build(HnswIndex::new(20, metric, deterministic()).unwrap(), &train);
         assert!(hnsw.has_graph());
@@ -46,7 +62,10 @@ fn random_xs_20_recall_at_defaults_euclidean_and_angular() {
         let flat = build(FlatIndex::new(20, metric), &train);
         let exact = ann::recall_at(K, &ids(&flat, &test, K, None), &truth);
         println!("{metric:?}: HNSW recall@10 {recall:.4}, flat {exact:.4}");
-        assert!(exact > 0.999, "{metric:?}: flat search disagrees with the ground truth: {exact}");
+        assert!(
+            exact > 0.999,
+            "{metric:?}: flat search disagrees with the ground truth: {exact}"
+        );
         assert!(recall >= 0.98, "{metric:?}: HNSW recall@10 {recall} < 0.98");
     }
 }
@@ -97,7 +116,11 @@ fn filtered_search_returns_k_allowed_hits() {
         assert!(recall >= 0.95, "filtered recall {recall} at 1/{modulus}");
     }
     let nothing = AllowSet::new();
-    assert!(hnsw.search(&test[0], K, &SearchParams::default(), Some(&nothing)).unwrap().is_empty());
+    assert!(
+        hnsw.search(&test[0], K, &SearchParams::default(), Some(&nothing))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -108,18 +131,31 @@ fn save_then_load_gives_identical_results_and_survives_a_lost_graph() {
     hnsw.remove(&[1, 2, 3]);
     let dir = tempdir("save");
     hnsw.save(&dir).unwrap();
-    let before: Vec<_> = test.iter().map(|q| hnsw.search(q, K, &SearchParams::default(), None).unwrap()).collect();
+    let before: Vec<_> = test
+        .iter()
+        .map(|q| hnsw.search(q, K, &SearchParams::default(), None).unwrap())
+        .collect();
 
     let loaded = HnswIndex::load(&dir).unwrap();
     assert!(loaded.graph_loaded_from_dump());
     assert_eq!(loaded.len(), hnsw.len());
-    let after: Vec<_> = test.iter().map(|q| loaded.search(q, K, &SearchParams::default(), None).unwrap()).collect();
+    let after: Vec<_> = test
+        .iter()
+        .map(|q| loaded.search(q, K, &SearchParams::default(), None).unwrap())
+        .collect();
     assert_eq!(before, after, "reloaded index answers differently");
 
     // Saving again replaces the generation and leaves exactly one set of files.
     loaded.save(&dir).unwrap();
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names.iter().filter(|n| n.starts_with("vectors.")).count(), 1, "{names:?}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("vectors.")).count(),
+        1,
+        "{names:?}"
+    );
 
     // A damaged graph dump is rebuilt from the saved vectors.
     let graph = names.iter().find(|n| n.ends_with(".hnsw.graph")).unwrap();
@@ -145,7 +181,11 @@ fn loading_foreign_or_missing_files_is_an_error() {
     assert!(matches!(HnswIndex::load(&dir), Err(IndexError::NotFound { .. })));
     assert!(matches!(FlatIndex::load(&dir), Err(IndexError::NotFound { .. })));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hnsw.manifest"), b"this is not an index at all, just some text").unwrap();
+    std::fs::write(
+        dir.join("hnsw.manifest"),
+        b"this is not an index at all, just some text",
+    )
+    .unwrap();
     std::fs::write(dir.join("flat.vectors"), [0u8; 3]).unwrap();
     assert!(matches!(HnswIndex::load(&dir), Err(IndexError::Corrupt { .. })));
     assert!(matches!(FlatIndex::load(&dir), Err(IndexError::Corrupt { .. })));
@@ -160,7 +200,10 @@ fn flat_index_round_trips_through_disk() {
     let loaded = FlatIndex::load(&dir).unwrap();
     let q = &train[600];
     let p = SearchParams::default();
-    assert_eq!(flat.search(q, 7, &p, None).unwrap(), loaded.search(q, 7, &p, None).unwrap());
+    assert_eq!(
+        flat.search(q, 7, &p, None).unwrap(),
+        loaded.search(q, 7, &p, None).unwrap()
+    );
 }
 
 #[test]
@@ -171,28 +214,58 @@ fn bad_input_gives_typed_errors_and_empty_cases_give_empty_results() {
         Box::new(FlatIndex::new(3, Metric::Cosine)),
     ] {
         let mut index = index;
-        assert!(index.search(&[1.0, 0.0, 0.0], 5, &p, None).unwrap().is_empty(), "empty index");
+        assert!(
+            index.search(&[1.0, 0.0, 0.0], 5, &p, None).unwrap().is_empty(),
+            "empty index"
+        );
         assert!(matches!(
             index.insert(&[(1, &[1.0, 2.0][..])]),
             Err(IndexError::DimensionMismatch { expected: 3, found: 2 })
         ));
-        let err = index.insert(&[(1, &[1.0, 2.0, 3.0][..]), (2, &[1.0, f32::NAN, 3.0][..])]).unwrap_err();
+        let err = index
+            .insert(&[(1, &[1.0, 2.0, 3.0][..]), (2, &[1.0, f32::NAN, 3.0][..])])
+            .unwrap_err();
         assert!(matches!(err, IndexError::NonFinite { position: 1, .. }), "{err}");
         assert!(index.is_empty(), "a rejected batch inserts nothing");
         index.insert(&[(1, &[1.0, 2.0, 3.0][..])]).unwrap();
         assert!(index.search(&[1.0, 0.0, 0.0], 0, &p, None).unwrap().is_empty(), "k = 0");
-        assert!(matches!(index.search(&[1.0, 0.0], 1, &p, None), Err(IndexError::DimensionMismatch { .. })));
-        assert!(matches!(index.search(&[f32::INFINITY, 0.0, 0.0], 1, &p, None), Err(IndexError::NonFinite { .. })));
+        assert!(matches!(
+            index.search(&[1.0, 0.0], 1, &p, None),
+            Err(IndexError::DimensionMismatch { .. })
+        ));
+        assert!(matches!(
+            index.search(&[f32::INFINITY, 0.0, 0.0], 1, &p, None),
+            Err(IndexError::NonFinite { .. })
+        ));
     }
-    assert!(matches!(HnswIndex::new(3, Metric::Cosine, HnswParams { m: 1000, ..Default::default() }), Err(IndexError::InvalidParameter(_))));
-    assert!(matches!(HnswIndex::new(0, Metric::Cosine, HnswParams::default()), Err(IndexError::InvalidParameter(_))));
+    assert!(matches!(
+        HnswIndex::new(
+            3,
+            Metric::Cosine,
+            HnswParams {
+                m: 1000,
+                ..Default::default()
+            }
+        ),
+        Err(IndexError::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        HnswIndex::new(0, Metric::Cosine, HnswParams::default()),
+        Err(IndexError::InvalidParameter(_))
+    ));
 }
 
 #[test]
 fn dot_metric_on_unnormalised_vectors_matches_exact_search() {
     // Inner-product search is not a metric space; the graph must still rank well.
-    let train: Vec<Vec<f32>> = ann::fvecs("train.fvecs").into_iter().map(|v| v.iter().map(|x| x * 0.1).collect()).collect();
-    let test: Vec<Vec<f32>> = ann::fvecs("test.fvecs")[..200].iter().map(|v| v.iter().map(|x| x * 0.1).collect()).collect();
+    let train: Vec<Vec<f32>> = ann::fvecs("train.fvecs")
+        .into_iter()
+        .map(|v| v.iter().map(|x| x * 0.1).collect())
+        .collect();
+    let test: Vec<Vec<f32>> = ann::fvecs("test.fvecs")[..200]
+        .iter()
+        .map(|v| v.iter().map(|x| x * 0.1).collect())
+        .collect();
     let hnsw = build(HnswIndex::new(20, Metric::Dot, deterministic()).unwrap(), &train);
     let flat = build(FlatIndex::new(20, Metric::Dot), &train);
     let recall = ann::recall_at(K, &ids(&hnsw, &test, K, None), &ids(&flat, &test, K, None));
@@ -200,26 +273,51 @@ fn dot_metric_on_unnormalised_vectors_matches_exact_search() {
     assert!(recall >= 0.9, "dot recall {recall}");
     let q = &test[0];
     let p = SearchParams::default();
-    let (a, b) = (hnsw.search(q, 1, &p, None).unwrap(), flat.search(q, 1, &p, None).unwrap());
+    let (a, b) = (
+        hnsw.search(q, 1, &p, None).unwrap(),
+        flat.search(q, 1, &p, None).unwrap(),
+    );
     assert_eq!(a[0].score, b[0].score, "scores are exact, not graph distances");
 }
 
 #[test]
 fn upsert_replaces_the_vector() {
-    let mut hnsw = HnswIndex::new(2, Metric::Cosine, HnswParams { flat_threshold: 0, ..deterministic() }).unwrap();
+    let mut hnsw = HnswIndex::new(
+        2,
+        Metric::Cosine,
+        HnswParams {
+            flat_threshold: 0,
+            ..deterministic()
+        },
+    )
+    .unwrap();
     hnsw.insert(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 1.0][..])]).unwrap();
     hnsw.insert(&[(1, &[0.0, 1.0][..])]).unwrap();
     assert_eq!(hnsw.len(), 2);
     let hits = hnsw.search(&[1.0, 0.0], 2, &SearchParams::default(), None).unwrap();
-    assert_eq!(hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(), [(1, 0.0), (2, 0.0)]);
+    assert_eq!(
+        hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(),
+        [(1, 0.0), (2, 0.0)]
+    );
 }
 
 #[test]
 fn scifact_minilm_recall_against_exact_search() {
     let vectors = common::scifact::minilm();
-    let hnsw = build(HnswIndex::new(vectors.dim, Metric::Cosine, HnswParams::default()).unwrap(), &vectors.corpus);
+    let hnsw = build(
+        HnswIndex::new(vectors.dim, Metric::Cosine, HnswParams::default()).unwrap(),
+        &vectors.corpus,
+    );
     let flat = build(FlatIndex::new(vectors.dim, Metric::Cosine), &vectors.corpus);
-    let recall = ann::recall_at(K, &ids(&hnsw, &vectors.queries, K, None), &ids(&flat, &vectors.queries, K, None));
-    println!("SciFact all-MiniLM-L6-v2 ({} docs, {} queries): HNSW recall@10 {recall:.4}", vectors.corpus.len(), vectors.queries.len());
+    let recall = ann::recall_at(
+        K,
+        &ids(&hnsw, &vectors.queries, K, None),
+        &ids(&flat, &vectors.queries, K, None),
+    );
+    println!(
+        "SciFact all-MiniLM-L6-v2 ({} docs, {} queries): HNSW recall@10 {recall:.4}",
+        vectors.corpus.len(),
+        vectors.queries.len()
+    );
     assert!(recall >= 0.98, "SciFact recall@10 {recall}");
 }

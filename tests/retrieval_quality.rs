@@ -21,7 +21,7 @@ fn collection() -> Collection {
         reranker: None,
         ..CollectionConfig::default()
     };
-    let c = Collection::create(&dir, config).expect(common::hub_hint());
+    let c = Collection::create(&dir, config).unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
     let docs: Vec<Document> = data
         .corpus
         .iter()
@@ -56,7 +56,11 @@ fn evaluate(c: &Collection, name: &str, search: impl Fn(&str) -> Vec<String>) ->
     }
     let n = judged.len() as f64;
     let _ = c;
-    Row { name: name.to_string(), ndcg10: ndcg / n, recall100: recall / n }
+    Row {
+        name: name.to_string(),
+        ndcg10: ndcg / n,
+        recall100: recall / n,
+    }
 }
 
 #[test]
@@ -65,7 +69,16 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
     let c = &c;
     let run = |retrievers: &'static [Retriever], fusion: Fusion| {
         move |q: &str| -> Vec<String> {
-            c.search(q).retrievers(retrievers).fusion(fusion).no_rerank().top_k(100).run().unwrap().into_iter().map(|h| h.id).collect()
+            c.search(q)
+                .retrievers(retrievers)
+                .fusion(fusion)
+                .no_rerank()
+                .top_k(100)
+                .run()
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
         }
     };
     let all: &'static [Retriever] = &[Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
@@ -78,13 +91,23 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
         evaluate(c, "hybrid min-max", run(all, Fusion::MinMax)),
         evaluate(c, "hybrid DBSF", run(all, Fusion::Dbsf)),
     ];
-    println!("\nSciFact train ({} judged queries)\n| ranking | nDCG@10 | Recall@100 |\n|---|---|---|", scifact::data().judged(&scifact::data().train_qrels).len());
+    println!(
+        "\nSciFact train ({} judged queries)\n| ranking | nDCG@10 | Recall@100 |\n|---|---|---|",
+        scifact::data().judged(&scifact::data().train_qrels).len()
+    );
     for r in &rows {
         println!("| {} | {:.4} | {:.4} |", r.name, r.ndcg10, r.recall100);
     }
     let by_name: HashMap<&str, &Row> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     let best_single = rows[..3].iter().map(|r| r.ndcg10).fold(0.0, f64::max);
-    assert!(by_name["hybrid RRF (k = 60)"].ndcg10 >= best_single, "hybrid RRF below the best single retriever");
+    assert!(
+        by_name["hybrid RRF (k = 60)"].ndcg10 >= best_single,
+        "hybrid RRF below the best single retriever"
+    );
     // Sanity floors, well under the published figures, that catch a broken retriever.
-    assert!(by_name["BM25"].ndcg10 > 0.6 && by_name["dense (all-MiniLM-L6-v2)"].ndcg10 > 0.55 && by_name["sparse (splade-tiny)"].ndcg10 > 0.55);
+    assert!(
+        by_name["BM25"].ndcg10 > 0.6
+            && by_name["dense (all-MiniLM-L6-v2)"].ndcg10 > 0.55
+            && by_name["sparse (splade-tiny)"].ndcg10 > 0.55
+    );
 }

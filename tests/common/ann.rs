@@ -12,14 +12,20 @@ pub fn dir() -> PathBuf {
 pub fn fvecs(name: &str) -> Vec<Vec<f32>> {
     let path = dir().join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    rows(&bytes).into_iter().map(|r| r.iter().map(|&w| f32::from_le_bytes(w)).collect()).collect()
+    rows(&bytes)
+        .into_iter()
+        .map(|r| r.iter().map(|&w| f32::from_le_bytes(w)).collect())
+        .collect()
 }
 
 /// Rows of an `.ivecs` file.
 pub fn ivecs(name: &str) -> Vec<Vec<u32>> {
     let path = dir().join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    rows(&bytes).into_iter().map(|r| r.iter().map(|&w| i32::from_le_bytes(w) as u32).collect()).collect()
+    rows(&bytes)
+        .into_iter()
+        .map(|r| r.iter().map(|&w| i32::from_le_bytes(w) as u32).collect())
+        .collect()
 }
 
 fn rows(bytes: &[u8]) -> Vec<Vec<[u8; 4]>> {

@@ -39,7 +39,9 @@ pub struct Scifact {
 impl Scifact {
     /// Indexes into `queries` of the queries judged in `qrels`, in file order.
     pub fn judged(&self, qrels: &Qrels) -> Vec<usize> {
-        (0..self.queries.len()).filter(|&i| qrels.contains_key(&self.queries[i].id)).collect()
+        (0..self.queries.len())
+            .filter(|&i| qrels.contains_key(&self.queries[i].id))
+            .collect()
     }
 }
 
@@ -55,7 +57,10 @@ pub fn data() -> &'static Scifact {
             .map(|v| {
                 let title = v["title"].as_str().unwrap_or("");
                 let text = v["text"].as_str().unwrap_or("");
-                Doc { id: v["_id"].as_str().expect("_id").to_string(), text: format!("{title} {text}") }
+                Doc {
+                    id: v["_id"].as_str().expect("_id").to_string(),
+                    text: format!("{title} {text}"),
+                }
             })
             .collect();
         let queries = read_jsonl("queries.jsonl")
@@ -65,7 +70,12 @@ pub fn data() -> &'static Scifact {
                 text: v["text"].as_str().expect("text").to_string(),
             })
             .collect();
-        Scifact { corpus, queries, train_qrels: read_qrels("train.tsv"), dev_qrels: read_qrels("dev.tsv") }
+        Scifact {
+            corpus,
+            queries,
+            train_qrels: read_qrels("train.tsv"),
+            dev_qrels: read_qrels("dev.tsv"),
+        }
     })
 }
 
@@ -85,7 +95,10 @@ pub fn read_qrels(name: &str) -> Qrels {
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let mut cols = line.split('\t');
         let (q, d, s) = (cols.next().unwrap(), cols.next().unwrap(), cols.next().unwrap());
-        qrels.entry(q.to_string()).or_default().insert(d.to_string(), s.trim().parse().expect("grade"));
+        qrels
+            .entry(q.to_string())
+            .or_default()
+            .insert(d.to_string(), s.trim().parse().expect("grade"));
     }
     qrels
 }
@@ -100,7 +113,12 @@ pub fn ndcg_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f64 
         .sum();
     let mut ideal: Vec<u32> = judged.values().copied().filter(|&g| g > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2()).sum();
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2())
+        .sum();
     if idcg == 0.0 { 0.0 } else { dcg / idcg }
 }
 
@@ -110,7 +128,11 @@ pub fn recall_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f6
     if relevant == 0 {
         return 0.0;
     }
-    let found = ranked.iter().take(k).filter(|id| judged.get(**id).is_some_and(|&g| g > 0)).count();
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|id| judged.get(**id).is_some_and(|&g| g > 0))
+        .count();
     found as f64 / relevant as f64
 }
 
@@ -134,11 +156,23 @@ pub fn minilm() -> &'static DenseVectors {
         let data = data();
         let path = cache_path(&format!("minilm-{}-{}.f32", data.corpus.len(), data.queries.len()));
         let rows = read_dense(&path).unwrap_or_else(|| {
-            let model = SentenceTransformer::from_pretrained(DENSE_MODEL).expect(super::hub_hint());
-            let texts: Vec<&str> =
-                data.corpus.iter().map(|d| d.text.as_str()).chain(data.queries.iter().map(|q| q.text.as_str())).collect();
-            eprintln!("encoding {} SciFact texts with {DENSE_MODEL} (cached afterwards in {})", texts.len(), path.display());
-            let opts = EncodeOptions { show_progress_bar: true, ..Default::default() };
+            let model = SentenceTransformer::from_pretrained(DENSE_MODEL)
+                .unwrap_or_else(|e| panic!("{}: {e}", super::hub_hint()));
+            let texts: Vec<&str> = data
+                .corpus
+                .iter()
+                .map(|d| d.text.as_str())
+                .chain(data.queries.iter().map(|q| q.text.as_str()))
+                .collect();
+            eprintln!(
+                "encoding {} SciFact texts with {DENSE_MODEL} (cached afterwards in {})",
+                texts.len(),
+                path.display()
+            );
+            let opts = EncodeOptions {
+                show_progress_bar: true,
+                ..Default::default()
+            };
             let emb = model.encode_with(&texts, &opts).expect("encode SciFact");
             let rows = emb.to_vec();
             write_dense(&path, &rows);
@@ -161,13 +195,29 @@ pub fn splade() -> &'static SparseVectors {
     static CACHE: OnceLock<SparseVectors> = OnceLock::new();
     CACHE.get_or_init(|| {
         let data = data();
-        let path = cache_path(&format!("splade-tiny-{}-{}.sparse", data.corpus.len(), data.queries.len()));
+        let path = cache_path(&format!(
+            "splade-tiny-{}-{}.sparse",
+            data.corpus.len(),
+            data.queries.len()
+        ));
         let rows = read_sparse(&path).unwrap_or_else(|| {
-            let model = SparseEncoder::from_pretrained(SPARSE_MODEL).expect(super::hub_hint());
-            let texts: Vec<&str> =
-                data.corpus.iter().map(|d| d.text.as_str()).chain(data.queries.iter().map(|q| q.text.as_str())).collect();
-            eprintln!("encoding {} SciFact texts with {SPARSE_MODEL} (cached afterwards in {})", texts.len(), path.display());
-            let opts = sieve::encoders::SparseEncodeOptions { show_progress_bar: true, ..Default::default() };
+            let model =
+                SparseEncoder::from_pretrained(SPARSE_MODEL).unwrap_or_else(|e| panic!("{}: {e}", super::hub_hint()));
+            let texts: Vec<&str> = data
+                .corpus
+                .iter()
+                .map(|d| d.text.as_str())
+                .chain(data.queries.iter().map(|q| q.text.as_str()))
+                .collect();
+            eprintln!(
+                "encoding {} SciFact texts with {SPARSE_MODEL} (cached afterwards in {})",
+                texts.len(),
+                path.display()
+            );
+            let opts = sieve::encoders::SparseEncodeOptions {
+                show_progress_bar: true,
+                ..Default::default()
+            };
             let rows = model.encode_with(&texts, &opts).expect("encode SciFact").into_rows();
             write_sparse(&path, &rows);
             rows
@@ -208,8 +258,12 @@ fn write_sparse(path: &PathBuf, rows: &[SparseVector]) {
     bytes.extend_from_slice(&(rows.len() as u32).to_le_bytes());
     for row in rows {
         bytes.extend_from_slice(&(row.indices.len() as u32).to_le_bytes());
-        row.indices.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
-        row.values.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+        row.indices
+            .iter()
+            .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+        row.values
+            .iter()
+            .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
     }
     write_renamed(path, &bytes);
 }
@@ -221,8 +275,12 @@ fn read_sparse(path: &PathBuf) -> Option<Vec<SparseVector>> {
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
         let nnz = u32::from_le_bytes(words.next()?) as usize;
-        let indices: Vec<u32> = (0..nnz).map(|_| words.next().map(u32::from_le_bytes)).collect::<Option<_>>()?;
-        let values: Vec<f32> = (0..nnz).map(|_| words.next().map(f32::from_le_bytes)).collect::<Option<_>>()?;
+        let indices: Vec<u32> = (0..nnz)
+            .map(|_| words.next().map(u32::from_le_bytes))
+            .collect::<Option<_>>()?;
+        let values: Vec<f32> = (0..nnz)
+            .map(|_| words.next().map(f32::from_le_bytes))
+            .collect::<Option<_>>()?;
         rows.push(SparseVector { indices, values });
     }
     words.next().is_none().then_some(rows)

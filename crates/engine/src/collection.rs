@@ -66,6 +66,15 @@ pub struct Info {
     pub size_on_disk: u64,
 }
 
+/// A document's stored vectors, from [`Collection::vectors`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVectors {
+    /// Dense embedding, when the collection has a dense model.
+    pub dense: Option<Vec<f32>>,
+    /// Sparse embedding, when the collection has a sparse model.
+    pub sparse: Option<SparseVector>,
+}
+
 pub(crate) struct Models {
     pub dense: Option<SentenceTransformer>,
     pub sparse: Option<SparseEncoder>,
@@ -118,7 +127,10 @@ pub struct Collection {
 
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collection").field("path", &self.path).field("config", &self.schema.config).finish()
+        f.debug_struct("Collection")
+            .field("path", &self.path)
+            .field("config", &self.schema.config)
+            .finish()
     }
 }
 
@@ -134,16 +146,23 @@ impl Collection {
     pub fn create(path: impl AsRef<Path>, config: CollectionConfig) -> Result<Self> {
         let path = path.as_ref();
         if path.join(MARKER).exists() {
-            return Err(EngineError::AlreadyExists { path: path.to_path_buf() });
+            return Err(EngineError::AlreadyExists {
+                path: path.to_path_buf(),
+            });
         }
         if path.exists() {
             let mut entries = fs::read_dir(path).map_err(|e| EngineError::io(path, e))?;
             if entries.next().is_some() {
-                return Err(EngineError::not_a_collection(path, "directory is not empty and holds no collection"));
+                return Err(EngineError::not_a_collection(
+                    path,
+                    "directory is not empty and holds no collection",
+                ));
             }
         }
         if config.dense.is_none() && config.sparse.is_none() && !config.text {
-            return Err(EngineError::InvalidInput("a collection needs at least one retriever (dense, sparse or text)".into()));
+            return Err(EngineError::InvalidInput(
+                "a collection needs at least one retriever (dense, sparse or text)".into(),
+            ));
         }
         if config.batch_size == 0 {
             return Err(EngineError::InvalidInput("batch_size must be at least 1".into()));
@@ -151,7 +170,10 @@ impl Collection {
         let models = load_models(&config)?;
         let schema = Schema {
             version: SCHEMA_VERSION,
-            dense: models.dense.as_ref().map(|m| (m.embedding_dim(), metric_of(m.similarity_fn()))),
+            dense: models
+                .dense
+                .as_ref()
+                .map(|m| (m.embedding_dim(), metric_of(m.similarity_fn()))),
             sparse_dim: models.sparse.as_ref().map(|m| m.dim() as u32),
             config,
         };
@@ -160,7 +182,10 @@ impl Collection {
         let store = Store::new(Box::new(open_storage(path)?), path);
         store.write_schema(&schema)?;
         // The marker is written last: a directory without it holds no usable collection.
-        write_file_synced(&path.join(MARKER), format!("sieve collection, schema {SCHEMA_VERSION}\n").as_bytes())?;
+        write_file_synced(
+            &path.join(MARKER),
+            format!("sieve collection, schema {SCHEMA_VERSION}\n").as_bytes(),
+        )?;
         Self::assemble(path, schema, store, models, lock)
     }
 
@@ -179,26 +204,39 @@ impl Collection {
             return Err(EngineError::not_a_collection(path, "no such directory"));
         }
         if !path.join(MARKER).is_file() {
-            return Err(EngineError::not_a_collection(path, format!("no {MARKER} file: not created by sieve")));
+            return Err(EngineError::not_a_collection(
+                path,
+                format!("no {MARKER} file: not created by sieve"),
+            ));
         }
         let lock = lock(path)?;
         if !path.join(STORE_DIR).is_dir() {
             return Err(EngineError::not_a_collection(path, "the store directory is missing"));
         }
         let store = Store::new(Box::new(open_storage(path)?), path);
-        let schema = store.schema()?.ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
+        let schema = store
+            .schema()?
+            .ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
         let models = load_models(&schema.config)?;
-        if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense) {
-            if model.embedding_dim() != expected {
-                let name = schema.config.dense.clone().unwrap_or_default();
-                return Err(EngineError::DimensionChanged { model: name, expected, found: model.embedding_dim() });
-            }
+        if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense)
+            && model.embedding_dim() != expected
+        {
+            let name = schema.config.dense.clone().unwrap_or_default();
+            return Err(EngineError::DimensionChanged {
+                model: name,
+                expected,
+                found: model.embedding_dim(),
+            });
         }
-        if let (Some(model), Some(expected)) = (&models.sparse, schema.sparse_dim) {
-            if model.dim() != expected as usize {
-                let name = schema.config.sparse.clone().unwrap_or_default();
-                return Err(EngineError::DimensionChanged { model: name, expected: expected as usize, found: model.dim() });
-            }
+        if let (Some(model), Some(expected)) = (&models.sparse, schema.sparse_dim)
+            && model.dim() != expected as usize
+        {
+            let name = schema.config.sparse.clone().unwrap_or_default();
+            return Err(EngineError::DimensionChanged {
+                model: name,
+                expected: expected as usize,
+                found: model.dim(),
+            });
         }
         Self::assemble(path, schema, store, models, lock)
     }
@@ -210,8 +248,16 @@ impl Collection {
             schema,
             store,
             models,
-            state: RwLock::new(State { dense: None, sparse: None, text: None, metadata: HashMap::new() }),
-            writer: Mutex::new(Writer { next_id, changed_since_checkpoint: 0 }),
+            state: RwLock::new(State {
+                dense: None,
+                sparse: None,
+                text: None,
+                metadata: HashMap::new(),
+            }),
+            writer: Mutex::new(Writer {
+                next_id,
+                changed_since_checkpoint: 0,
+            }),
             _lock: lock,
         };
         let state = crate::indexes::open(&collection.path.join(INDEX_DIR), &collection.schema, &collection.store)?;
@@ -252,7 +298,7 @@ impl Collection {
         Ok(Info {
             config: self.schema.config.clone(),
             documents: state.metadata.len(),
-            dense: state.dense.as_ref().map(|i| sieve_index::DenseIndex::len(i)),
+            dense: state.dense.as_ref().map(sieve_index::DenseIndex::len),
             sparse: state.sparse.as_ref().map(|i| i.len()),
             text: state.text.as_ref().map(|i| i.len()),
             sequence: self.store.seq()?,
@@ -325,7 +371,8 @@ impl Collection {
         if removed.is_empty() {
             return Ok(0);
         }
-        self.store.commit(&[], &removed, writer.next_id, self.schema.config.durability)?;
+        self.store
+            .commit(&[], &removed, writer.next_id, self.schema.config.durability)?;
         let iids: Vec<DocId> = removed.iter().map(|r| r.0).collect();
         {
             let mut state = self.write_state();
@@ -346,14 +393,29 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
-        let Some(iid) = self.store.iid(id)? else { return Ok(None) };
+        let Some(iid) = self.store.iid(id)? else {
+            return Ok(None);
+        };
         Ok(self.store.record(iid)?.map(to_document))
     }
 
-    /// The stored dense and sparse vectors of a document.
-    pub fn vectors(&self, id: &str) -> Result<Option<(Option<Vec<f32>>, Option<SparseVector>)>> {
-        let Some(iid) = self.store.iid(id)? else { return Ok(None) };
-        Ok(Some((self.store.dense(iid)?, self.store.sparse(iid)?)))
+    /// The stored vectors of a document (`None`: no such document).
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// if let Some(v) = c.vectors("1")? {
+    ///     println!("{:?} dense dims", v.dense.map(|d| d.len()));
+    /// }
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn vectors(&self, id: &str) -> Result<Option<StoredVectors>> {
+        let Some(iid) = self.store.iid(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredVectors {
+            dense: self.store.dense(iid)?,
+            sparse: self.store.sparse(iid)?,
+        }))
     }
 
     /// Every document, in insertion order of first add.
@@ -455,16 +517,33 @@ impl Collection {
             };
             let metadata = serde_json::to_string(&doc.metadata)
                 .map_err(|e| EngineError::InvalidInput(format!("metadata of {:?}: {e}", doc.id)))?;
-            puts.push(Put { iid, record: DocRecord { id: doc.id, text: doc.text, metadata }, dense, sparse });
+            puts.push(Put {
+                iid,
+                record: DocRecord {
+                    id: doc.id,
+                    text: doc.text,
+                    metadata,
+                },
+                dense,
+                sparse,
+            });
         }
-        progress(Progress { stage: "store", done: 0, total: puts.len() });
+        progress(Progress {
+            stage: "store",
+            done: 0,
+            total: puts.len(),
+        });
         self.store.commit(&puts, &[], next_id, self.schema.config.durability)?;
         writer.next_id = next_id;
         {
             let mut state = self.write_state();
             crate::indexes::insert(&mut state, &puts)?;
         }
-        progress(Progress { stage: "store", done: puts.len(), total: puts.len() });
+        progress(Progress {
+            stage: "store",
+            done: puts.len(),
+            total: puts.len(),
+        });
         writer.changed_since_checkpoint += puts.len();
         self.maybe_checkpoint(&mut writer)?;
         Ok(report)
@@ -481,21 +560,38 @@ impl Collection {
             }
             if let Some(v) = &doc.dense {
                 let Some((dim, _)) = self.schema.dense else {
-                    return Err(EngineError::InvalidInput(format!("document {:?} carries a dense vector but the collection has no dense model", doc.id)));
+                    return Err(EngineError::InvalidInput(format!(
+                        "document {:?} carries a dense vector but the collection has no dense model",
+                        doc.id
+                    )));
                 };
                 if v.len() != dim {
-                    return Err(EngineError::InvalidInput(format!("document {:?}: dense vector has {} dimensions, the collection {dim}", doc.id, v.len())));
+                    return Err(EngineError::InvalidInput(format!(
+                        "document {:?}: dense vector has {} dimensions, the collection {dim}",
+                        doc.id,
+                        v.len()
+                    )));
                 }
                 if v.iter().any(|x| !x.is_finite()) {
-                    return Err(EngineError::InvalidInput(format!("document {:?}: dense vector holds NaN or infinity", doc.id)));
+                    return Err(EngineError::InvalidInput(format!(
+                        "document {:?}: dense vector holds NaN or infinity",
+                        doc.id
+                    )));
                 }
             }
             if let Some(v) = &doc.sparse {
                 let Some(dim) = self.schema.sparse_dim else {
-                    return Err(EngineError::InvalidInput(format!("document {:?} carries a sparse vector but the collection has no sparse model", doc.id)));
+                    return Err(EngineError::InvalidInput(format!(
+                        "document {:?} carries a sparse vector but the collection has no sparse model",
+                        doc.id
+                    )));
                 };
                 let sorted = v.indices.windows(2).all(|w| w[0] < w[1]);
-                if v.indices.len() != v.values.len() || !sorted || v.indices.iter().any(|&i| i >= dim) || v.values.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                if v.indices.len() != v.values.len()
+                    || !sorted
+                    || v.indices.iter().any(|&i| i >= dim)
+                    || v.values.iter().any(|x| !x.is_finite() || *x < 0.0)
+                {
                     return Err(EngineError::InvalidInput(format!(
                         "document {:?}: sparse vector needs ascending indices below {dim} and as many finite, non-negative values",
                         doc.id
@@ -519,7 +615,13 @@ impl Drop for Collection {
 
 pub(crate) fn to_document(record: DocRecord) -> Document {
     let metadata = record.metadata();
-    Document { id: record.id, text: record.text, metadata, dense: None, sparse: None }
+    Document {
+        id: record.id,
+        text: record.text,
+        metadata,
+        dense: None,
+        sparse: None,
+    }
 }
 
 fn metric_of(similarity: SimilarityFn) -> Metric {
@@ -533,9 +635,21 @@ fn metric_of(similarity: SimilarityFn) -> Metric {
 
 fn load_models(config: &CollectionConfig) -> Result<Models> {
     Ok(Models {
-        dense: config.dense.as_deref().map(SentenceTransformer::from_pretrained).transpose()?,
-        sparse: config.sparse.as_deref().map(SparseEncoder::from_pretrained).transpose()?,
-        reranker: config.reranker.as_deref().map(CrossEncoder::from_pretrained).transpose()?,
+        dense: config
+            .dense
+            .as_deref()
+            .map(SentenceTransformer::from_pretrained)
+            .transpose()?,
+        sparse: config
+            .sparse
+            .as_deref()
+            .map(SparseEncoder::from_pretrained)
+            .transpose()?,
+        reranker: config
+            .reranker
+            .as_deref()
+            .map(CrossEncoder::from_pretrained)
+            .transpose()?,
     })
 }
 
@@ -549,7 +663,9 @@ fn lock(path: &Path) -> Result<File> {
         .map_err(|e| EngineError::io(&lock_path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(EngineError::Locked { path: path.to_path_buf() }),
+        Err(fs::TryLockError::WouldBlock) => Err(EngineError::Locked {
+            path: path.to_path_buf(),
+        }),
         Err(fs::TryLockError::Error(e)) => Err(EngineError::io(&lock_path, e)),
     }
 }
@@ -557,14 +673,20 @@ fn lock(path: &Path) -> Result<File> {
 fn open_storage(path: &Path) -> Result<SledStorage> {
     let store_dir = path.join(STORE_DIR);
     // sled can panic on some damaged files instead of returning an error; contain that.
-    std::panic::catch_unwind(|| SledStorage::open(&store_dir))
-        .unwrap_or_else(|_| Err(EngineError::not_a_collection(path, "the store is damaged (sled could not read it)")))
+    std::panic::catch_unwind(|| SledStorage::open(&store_dir)).unwrap_or_else(|_| {
+        Err(EngineError::not_a_collection(
+            path,
+            "the store is damaged (sled could not read it)",
+        ))
+    })
 }
 
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = File::create(path).map_err(|e| EngineError::io(path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| EngineError::io(path, e))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| EngineError::io(path, e))
 }
 
 fn dir_size(path: &Path) -> u64 {

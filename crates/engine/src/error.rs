@@ -94,10 +94,16 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 impl EngineError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EngineError::Io { path: path.into(), source }
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn not_a_collection(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        EngineError::NotACollection { path: path.into(), reason: reason.into() }
+        EngineError::NotACollection {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

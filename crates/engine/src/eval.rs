@@ -29,7 +29,12 @@ pub fn ndcg_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f64 
         .sum();
     let mut ideal: Vec<u32> = judged.values().copied().filter(|&g| g > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2()).sum();
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2())
+        .sum();
     if idcg == 0.0 { 0.0 } else { dcg / idcg }
 }
 
@@ -46,7 +51,11 @@ pub fn recall_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f6
     if relevant == 0 {
         return 0.0;
     }
-    let found = ranked.iter().take(k).filter(|id| judged.get(**id).is_some_and(|&g| g > 0)).count();
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|id| judged.get(**id).is_some_and(|&g| g > 0))
+        .count();
     found as f64 / relevant as f64
 }
 
@@ -78,7 +87,10 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
         let grade = cols.get(2).and_then(|s| s.trim().parse::<u32>().ok());
         match (cols.len(), grade) {
             (3, Some(grade)) => {
-                qrels.entry(cols[0].to_string()).or_default().insert(cols[1].to_string(), grade);
+                qrels
+                    .entry(cols[0].to_string())
+                    .or_default()
+                    .insert(cols[1].to_string(), grade);
             }
             _ => {
                 return Err(EngineError::InvalidInput(format!(

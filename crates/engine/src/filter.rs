@@ -94,7 +94,13 @@ impl Filter {
     /// Numeric bounds on `field`: follow with `.gt()`, `.gte()`, `.lt()`, `.lte()`; chain more
     /// bounds with [`Filter::and`].
     pub fn range(field: impl Into<String>) -> Range {
-        Range { field: field.into(), gt: None, gte: None, lt: None, lte: None }
+        Range {
+            field: field.into(),
+            gt: None,
+            gte: None,
+            lt: None,
+            lte: None,
+        }
     }
 
     /// `field` is present and not null.
@@ -135,7 +141,9 @@ impl Filter {
         match self {
             Filter::Eq(field, want) => any_value(metadata, field, |v| json_eq(v, want)),
             Filter::In(field, wants) => any_value(metadata, field, |v| wants.iter().any(|w| json_eq(v, w))),
-            Filter::Range(range) => any_value(metadata, &range.field, |v| v.as_f64().is_some_and(|x| range.contains(x))),
+            Filter::Range(range) => any_value(metadata, &range.field, |v| {
+                v.as_f64().is_some_and(|x| range.contains(x))
+            }),
             Filter::Exists(field) => lookup(metadata, field).is_some_and(|v| !v.is_null()),
             Filter::And(all) => all.iter().all(|f| f.matches(metadata)),
             Filter::Or(any) => any.iter().any(|f| f.matches(metadata)),
@@ -145,7 +153,9 @@ impl Filter {
 }
 
 fn lookup<'a>(metadata: &'a Value, path: &str) -> Option<&'a Value> {
-    metadata.get(path).or_else(|| path.split('.').try_fold(metadata, |v, part| v.get(part)))
+    metadata
+        .get(path)
+        .or_else(|| path.split('.').try_fold(metadata, |v, part| v.get(part)))
 }
 
 fn any_value(metadata: &Value, field: &str, test: impl Fn(&Value) -> bool) -> bool {
@@ -176,8 +186,16 @@ mod tests {
         assert!(Filter::eq("src.kind", "pdf").matches(&m));
         assert!(!Filter::eq("lang", "de").matches(&m));
         assert!(Filter::is_in("lang", ["de", "en"]).matches(&m));
-        assert!(Filter::range("year").gt(2020.0).and(Filter::range("year").lt(2022.0)).matches(&m));
-        assert!(!Filter::range("lang").gte(0.0).matches(&m), "strings are not in numeric ranges");
+        assert!(
+            Filter::range("year")
+                .gt(2020.0)
+                .and(Filter::range("year").lt(2022.0))
+                .matches(&m)
+        );
+        assert!(
+            !Filter::range("lang").gte(0.0).matches(&m),
+            "strings are not in numeric ranges"
+        );
         assert!(Filter::exists("lang").matches(&m) && !Filter::exists("none").matches(&m));
         assert!(!Filter::exists("missing").matches(&m));
         assert!(Filter::eq("lang", "de").or(Filter::eq("year", 2021)).matches(&m));

@@ -60,7 +60,9 @@ fn normaliser(fusion: Fusion, hits: &[Hit]) -> Box<dyn Fn(f32) -> f32> {
     }
     let (lo, hi) = match fusion {
         Fusion::Rrf { .. } => return Box::new(|_| 0.0),
-        Fusion::MinMax => hits.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| (lo.min(h.score), hi.max(h.score))),
+        Fusion::MinMax => hits.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| {
+            (lo.min(h.score), hi.max(h.score))
+        }),
         Fusion::Dbsf => {
             let n = hits.len() as f32;
             let mean = hits.iter().map(|h| h.score).sum::<f32>() / n;

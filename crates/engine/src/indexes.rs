@@ -81,8 +81,10 @@ pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<State> 
                 _ => {
                     let mut index = SparseIndex::new(vocab);
                     let vectors: Vec<_> = store.sparse_vectors().collect::<Result<_>>()?;
-                    let docs: Vec<(DocId, &[u32], &[f32])> =
-                        vectors.iter().map(|(i, v)| (*i, v.indices.as_slice(), v.values.as_slice())).collect();
+                    let docs: Vec<(DocId, &[u32], &[f32])> = vectors
+                        .iter()
+                        .map(|(i, v)| (*i, v.indices.as_slice(), v.values.as_slice()))
+                        .collect();
                     index.insert(&docs)?;
                     index
                 }
@@ -128,7 +130,12 @@ pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<State> 
     } else {
         None
     };
-    Ok(State { dense, sparse, text, metadata })
+    Ok(State {
+        dense,
+        sparse,
+        text,
+        metadata,
+    })
 }
 
 fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
@@ -139,14 +146,20 @@ fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
 /// Applies stored documents to every index (replacing earlier versions).
 pub(crate) fn insert(state: &mut State, puts: &[Put]) -> Result<()> {
     if let Some(index) = &mut state.dense {
-        let points: Vec<(DocId, &[f32])> =
-            puts.iter().filter_map(|p| p.dense.as_deref().map(|v| (p.iid, v))).collect();
+        let points: Vec<(DocId, &[f32])> = puts
+            .iter()
+            .filter_map(|p| p.dense.as_deref().map(|v| (p.iid, v)))
+            .collect();
         index.insert(&points)?;
     }
     if let Some(index) = &mut state.sparse {
         let docs: Vec<(DocId, &[u32], &[f32])> = puts
             .iter()
-            .filter_map(|p| p.sparse.as_ref().map(|v| (p.iid, v.indices.as_slice(), v.values.as_slice())))
+            .filter_map(|p| {
+                p.sparse
+                    .as_ref()
+                    .map(|v| (p.iid, v.indices.as_slice(), v.values.as_slice()))
+            })
             .collect();
         index.insert(&docs)?;
     }
@@ -214,7 +227,9 @@ fn write_marker(dir: &Path, name: &str, seq: u64) -> Result<()> {
     let path = marker_path(dir, name);
     let tmp = path.with_extension("seq.tmp");
     let mut f = fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
-    f.write_all(format!("{seq}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(|e| EngineError::io(&tmp, e))?;
+    f.write_all(format!("{seq}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| EngineError::io(&tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| EngineError::io(&path, e))?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();

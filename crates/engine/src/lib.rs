@@ -35,8 +35,8 @@
 pub mod collection;
 pub mod config;
 pub mod document;
-pub mod eval;
 mod error;
+pub mod eval;
 pub mod filter;
 pub mod fusion;
 mod indexes;
@@ -46,7 +46,7 @@ pub mod search;
 pub mod storage;
 mod store;
 
-pub use collection::{Collection, Info, Progress, WriteReport};
+pub use collection::{Collection, Info, Progress, StoredVectors, WriteReport};
 pub use config::{CollectionConfig, DEFAULT_DENSE_MODEL, DEFAULT_RERANKER, DEFAULT_SPARSE_MODEL, Durability};
 pub use document::Document;
 pub use error::{EngineError, Result};

@@ -59,7 +59,12 @@ impl Rerank {
         let mut by_reranker: Vec<usize> = (0..reranker_scores.len()).collect();
         by_reranker.sort_by(|&a, &b| reranker_scores[b].total_cmp(&reranker_scores[a]).then(a.cmp(&b)));
         let mut out: Vec<Reranked> = vec![
-            Reranked { candidate: 0, reranker_score: 0.0, reranker_rank: 0, score: 0.0 };
+            Reranked {
+                candidate: 0,
+                reranker_score: 0.0,
+                reranker_rank: 0,
+                score: 0.0
+            };
             reranker_scores.len()
         ];
         for (rank0, &candidate) in by_reranker.iter().enumerate() {
@@ -70,7 +75,12 @@ impl Rerank {
                     weight / (RERANK_RRF_K + rank0 as f32 + 1.0) + 1.0 / (RERANK_RRF_K + candidate as f32 + 1.0)
                 }
             };
-            out[candidate] = Reranked { candidate, reranker_score, reranker_rank: rank0 + 1, score };
+            out[candidate] = Reranked {
+                candidate,
+                reranker_score,
+                reranker_rank: rank0 + 1,
+                score,
+            };
         }
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.candidate.cmp(&b.candidate)));
         out
@@ -103,7 +113,12 @@ mod tests {
             let (rr, fr) = ranks[r.candidate];
             assert_eq!(r.reranker_rank, rr);
             let hand = 0.5 / (60.0 + rr as f32) + 1.0 / (60.0 + fr as f32);
-            assert!((r.score - hand).abs() < 1e-7, "candidate {}: {} vs {hand}", r.candidate, r.score);
+            assert!(
+                (r.score - hand).abs() < 1e-7,
+                "candidate {}: {} vs {hand}",
+                r.candidate,
+                r.score
+            );
             assert_eq!(r.reranker_score, SCORES[r.candidate]);
         }
         let a = out.iter().find(|r| r.candidate == 0).unwrap();
@@ -113,8 +128,14 @@ mod tests {
     #[test]
     fn weight_zero_keeps_the_first_stage_and_a_huge_weight_gives_the_rerankers_order() {
         let scores: Vec<f32> = (0..50).map(|i| ((i * 37) % 50) as f32 / 50.0).collect();
-        assert_eq!(order(&Rerank::Fuse { weight: 0.0 }.apply(&scores)), (0..50).collect::<Vec<_>>());
-        assert_eq!(order(&Rerank::Fuse { weight: 1e6 }.apply(&scores)), order(&Rerank::Replace.apply(&scores)));
+        assert_eq!(
+            order(&Rerank::Fuse { weight: 0.0 }.apply(&scores)),
+            (0..50).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            order(&Rerank::Fuse { weight: 1e6 }.apply(&scores)),
+            order(&Rerank::Replace.apply(&scores))
+        );
     }
 
     #[test]

@@ -259,7 +259,12 @@ impl<'c> Search<'c> {
         let (lists, first_stage) = {
             let state = c.read_state();
             let allow: Option<AllowSet> = self.filter.as_ref().map(|f| {
-                state.metadata.iter().filter(|(_, m)| f.matches(m)).map(|(&iid, _)| iid).collect()
+                state
+                    .metadata
+                    .iter()
+                    .filter(|(_, m)| f.matches(m))
+                    .map(|(&iid, _)| iid)
+                    .collect()
             });
             let allow = allow.as_ref();
             let mut lists: Vec<(Retriever, Vec<Hit>)> = Vec::new();
@@ -268,7 +273,10 @@ impl<'c> Search<'c> {
                     Retriever::Dense => {
                         let index = state.dense.as_ref().ok_or(EngineError::RetrieverMissing("dense"))?;
                         let q = dense_query.as_deref().ok_or(EngineError::RetrieverMissing("dense"))?;
-                        let params = SearchParams { ef_search: self.ef_search, exact: false };
+                        let params = SearchParams {
+                            ef_search: self.ef_search,
+                            exact: false,
+                        };
                         sieve_index::DenseIndex::search(index, q, depth, &params, allow)?
                     }
                     Retriever::Sparse => {
@@ -283,7 +291,10 @@ impl<'c> Search<'c> {
                 };
                 // An index can briefly hold a document the store lost (buffered writes and a
                 // crash); the store is the truth.
-                let hits = hits.into_iter().filter(|h| state.metadata.contains_key(&h.id)).collect();
+                let hits = hits
+                    .into_iter()
+                    .filter(|h| state.metadata.contains_key(&h.id))
+                    .collect();
                 lists.push((r, hits));
             }
             let first_stage: Vec<(DocId, f32)> = if lists.len() == 1 {
@@ -301,17 +312,36 @@ impl<'c> Search<'c> {
         let per_retriever: HashMap<Retriever, HashMap<DocId, Scored>> = lists
             .iter()
             .map(|(r, hits)| {
-                let ranks = hits.iter().enumerate().map(|(i, h)| (h.id, Scored { rank: i + 1, score: h.score })).collect();
+                let ranks = hits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        (
+                            h.id,
+                            Scored {
+                                rank: i + 1,
+                                score: h.score,
+                            },
+                        )
+                    })
+                    .collect();
                 (*r, ranks)
             })
             .collect();
 
         // (doc, final score, first-stage position, reranker rank+score)
-        let mut ordered: Vec<(DocId, f32, usize, Option<Scored>)> =
-            first_stage.iter().enumerate().map(|(i, &(id, s))| (id, s, i, None)).collect();
+        let mut ordered: Vec<(DocId, f32, usize, Option<Scored>)> = first_stage
+            .iter()
+            .enumerate()
+            .map(|(i, &(id, s))| (id, s, i, None))
+            .collect();
         let mut texts: HashMap<DocId, crate::store::DocRecord> = HashMap::new();
         if rerank_depth > 0 && !ordered.is_empty() {
-            let reranker = c.models.reranker.as_ref().ok_or(EngineError::RetrieverMissing("reranker"))?;
+            let reranker = c
+                .models
+                .reranker
+                .as_ref()
+                .ok_or(EngineError::RetrieverMissing("reranker"))?;
             let n = rerank_depth.min(ordered.len());
             for &(id, ..) in &ordered[..n] {
                 if let Some(record) = c.store.record(id)? {
@@ -328,7 +358,15 @@ impl<'c> Search<'c> {
                 .iter()
                 .map(|r| {
                     let (id, _, pos, _) = ordered[r.candidate];
-                    (id, r.score, pos, Some(Scored { rank: r.reranker_rank, score: r.reranker_score }))
+                    (
+                        id,
+                        r.score,
+                        pos,
+                        Some(Scored {
+                            rank: r.reranker_rank,
+                            score: r.reranker_score,
+                        }),
+                    )
                 })
                 .collect();
             head.extend(ordered.drain(n..));
@@ -355,7 +393,10 @@ impl<'c> Search<'c> {
                 dense: of(Retriever::Dense),
                 sparse: of(Retriever::Sparse),
                 bm25: of(Retriever::Bm25),
-                first_stage: Scored { rank: pos + 1, score: first_stage[pos].1 },
+                first_stage: Scored {
+                    rank: pos + 1,
+                    score: first_stage[pos].1,
+                },
                 reranker,
             });
         }
@@ -370,7 +411,10 @@ impl<'c> Search<'c> {
             Retriever::Bm25 => c.config().text,
         };
         match &self.retrievers {
-            None => Ok([Retriever::Dense, Retriever::Sparse, Retriever::Bm25].into_iter().filter(|&r| configured(r)).collect()),
+            None => Ok([Retriever::Dense, Retriever::Sparse, Retriever::Bm25]
+                .into_iter()
+                .filter(|&r| configured(r))
+                .collect()),
             Some(list) if list.is_empty() => Err(EngineError::InvalidInput("no retriever selected".into())),
             Some(list) => {
                 for &r in list {

@@ -28,12 +28,15 @@ impl WriteBatch {
     }
 }
 
+/// Entries of a prefix scan, in key order.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
 /// An ordered key-value store with atomic batches.
 pub trait Storage: Send + Sync {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Every entry whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Entries<'_>;
     /// Applies a batch atomically.
     fn apply(&self, batch: WriteBatch) -> Result<()>;
     /// Makes every applied batch durable.
@@ -51,11 +54,11 @@ pub struct SledStorage {
 impl SledStorage {
     /// Opens (or creates) the sled database in `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| sled_error(path, e))?;
-        Ok(SledStorage { db, path: path.to_path_buf() })
+        let db = sled::Config::new().path(path).open().map_err(|e| sled_error(path, e))?;
+        Ok(SledStorage {
+            db,
+            path: path.to_path_buf(),
+        })
     }
 
     fn err(&self, e: sled::Error) -> EngineError {
@@ -65,13 +68,20 @@ impl SledStorage {
 
 fn sled_error(path: &Path, e: sled::Error) -> EngineError {
     match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("acquire lock") => {
-            EngineError::Locked { path: path.to_path_buf() }
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("acquire lock") =>
+        {
+            EngineError::Locked {
+                path: path.to_path_buf(),
+            }
         }
         sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
             EngineError::not_a_collection(path, format!("the store is damaged: {e}"))
         }
-        other => EngineError::Storage { path: path.to_path_buf(), message: other.to_string() },
+        other => EngineError::Storage {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -80,10 +90,12 @@ impl Storage for SledStorage {
         Ok(self.db.get(key).map_err(|e| self.err(e))?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_> {
-        Box::new(self.db.scan_prefix(prefix).map(move |item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| self.err(e))
-        }))
+    fn scan_prefix(&self, prefix: &[u8]) -> Entries<'_> {
+        Box::new(
+            self.db
+                .scan_prefix(prefix)
+                .map(move |item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| self.err(e))),
+        )
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<()> {

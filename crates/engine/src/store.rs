@@ -94,7 +94,10 @@ fn user_key(id: &str) -> Vec<u8> {
 
 impl Store {
     pub fn new(storage: Box<dyn Storage>, path: &Path) -> Self {
-        Store { storage, path: path.to_path_buf() }
+        Store {
+            storage,
+            path: path.to_path_buf(),
+        }
     }
 
     fn damaged(&self, what: impl std::fmt::Display) -> EngineError {
@@ -108,13 +111,19 @@ impl Store {
     }
 
     pub fn schema(&self) -> Result<Option<Schema>> {
-        let Some(bytes) = self.storage.get(SCHEMA)? else { return Ok(None) };
+        let Some(bytes) = self.storage.get(SCHEMA)? else {
+            return Ok(None);
+        };
         // Read the version alone first, so a newer layout is reported as such, not as damage.
         let version: u32 = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
             .map(|(v, _)| v)
             .map_err(|e| self.damaged(format!("schema: {e}")))?;
         if version != SCHEMA_VERSION {
-            return Err(EngineError::SchemaVersion { path: self.path.clone(), found: version, supported: SCHEMA_VERSION });
+            return Err(EngineError::SchemaVersion {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         self.decode(&bytes, "schema").map(Some)
     }
@@ -129,7 +138,9 @@ impl Store {
     fn read_u64(&self, key: &[u8]) -> Result<u64> {
         match self.storage.get(key)? {
             None => Ok(0),
-            Some(b) => Ok(u64::from_be_bytes(b.as_slice().try_into().map_err(|_| self.damaged("counter"))?)),
+            Some(b) => Ok(u64::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| self.damaged("counter"))?,
+            )),
         }
     }
 
@@ -145,19 +156,26 @@ impl Store {
     pub fn next_id(&self) -> Result<u32> {
         match self.storage.get(NEXT_ID)? {
             None => Ok(0),
-            Some(b) => Ok(u32::from_be_bytes(b.as_slice().try_into().map_err(|_| self.damaged("next id"))?)),
+            Some(b) => Ok(u32::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| self.damaged("next id"))?,
+            )),
         }
     }
 
     pub fn iid(&self, user_id: &str) -> Result<Option<u32>> {
         match self.storage.get(&user_key(user_id))? {
             None => Ok(None),
-            Some(b) => Ok(Some(u32::from_be_bytes(b.as_slice().try_into().map_err(|_| self.damaged("id map"))?))),
+            Some(b) => Ok(Some(u32::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| self.damaged("id map"))?,
+            ))),
         }
     }
 
     pub fn record(&self, iid: u32) -> Result<Option<DocRecord>> {
-        self.storage.get(&key(DOC, iid))?.map(|b| self.decode(&b, "document")).transpose()
+        self.storage
+            .get(&key(DOC, iid))?
+            .map(|b| self.decode(&b, "document"))
+            .transpose()
     }
 
     pub fn dense(&self, iid: u32) -> Result<Option<Vec<f32>>> {
@@ -165,7 +183,10 @@ impl Store {
     }
 
     pub fn sparse(&self, iid: u32) -> Result<Option<SparseVector>> {
-        self.storage.get(&key(SPARSE, iid))?.map(|b| self.decode(&b, "sparse vector")).transpose()
+        self.storage
+            .get(&key(SPARSE, iid))?
+            .map(|b| self.decode(&b, "sparse vector"))
+            .transpose()
     }
 
     /// Every document, in internal-id order.
@@ -177,7 +198,9 @@ impl Store {
     }
 
     pub fn dense_vectors(&self) -> impl Iterator<Item = Result<(u32, Vec<f32>)>> + '_ {
-        self.storage.scan_prefix(DENSE).map(|item| item.map(|(k, v)| (iid_of(&k), f32s(&v))))
+        self.storage
+            .scan_prefix(DENSE)
+            .map(|item| item.map(|(k, v)| (iid_of(&k), f32s(&v))))
     }
 
     pub fn sparse_vectors(&self) -> impl Iterator<Item = Result<(u32, SparseVector)>> + '_ {
@@ -234,7 +257,10 @@ impl Store {
             batch.put(user_key(&put.record.id), put.iid.to_be_bytes().to_vec());
             batch.put(key(DOC, put.iid), bin(&put.record));
             match &put.dense {
-                Some(v) => batch.put(key(DENSE, put.iid), v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+                Some(v) => batch.put(
+                    key(DENSE, put.iid),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+                ),
                 None => batch.delete(key(DENSE, put.iid)),
             }
             match &put.sparse {
@@ -264,5 +290,8 @@ fn iid_of(key: &[u8]) -> u32 {
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }

@@ -36,7 +36,9 @@ pub struct FlatIndex {
 impl FlatIndex {
     /// An empty index of `dim`-dimensional vectors compared with `metric`.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        FlatIndex { store: VectorStore::new(dim, metric) }
+        FlatIndex {
+            store: VectorStore::new(dim, metric),
+        }
     }
 
     /// Reads an index written by [`DenseIndex::save`].
@@ -49,7 +51,9 @@ impl FlatIndex {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE);
         let payload = persist::read_checked(&path, MAGIC, VERSION)?;
-        Ok(FlatIndex { store: VectorStore::from_bytes(&payload, &path)? })
+        Ok(FlatIndex {
+            store: VectorStore::from_bytes(&payload, &path)?,
+        })
     }
 
     /// The stored (metric-prepared) vector of `id`: unit length under cosine.

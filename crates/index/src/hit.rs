@@ -63,7 +63,10 @@ pub struct TopK {
 impl TopK {
     /// An empty collector for the best `k` hits.
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)),
+        }
     }
 
     /// Offers a hit; returns whether it was kept.
@@ -92,7 +95,11 @@ impl TopK {
 
     /// The score a new hit must beat (or tie with a lower id) to enter, once full.
     pub fn threshold(&self) -> Option<f32> {
-        if self.is_full() { self.heap.peek().map(|w| w.0.score) } else { None }
+        if self.is_full() {
+            self.heap.peek().map(|w| w.0.score)
+        } else {
+            None
+        }
     }
 
     /// Number of hits held.

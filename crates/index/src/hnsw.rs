@@ -51,7 +51,13 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construction: 200, ef_search: 100, flat_threshold: 1024, parallel_insert: true }
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 100,
+            flat_threshold: 1024,
+            parallel_insert: true,
+        }
     }
 }
 
@@ -119,7 +125,13 @@ impl HnswIndex {
         if dim == 0 {
             return Err(IndexError::InvalidParameter("dimension must be at least 1".into()));
         }
-        Ok(HnswIndex { params, store: VectorStore::new(dim, metric), graph: None, generation: 0, loaded_graph: false })
+        Ok(HnswIndex {
+            params,
+            store: VectorStore::new(dim, metric),
+            graph: None,
+            generation: 0,
+            loaded_graph: false,
+        })
     }
 
     /// The parameters the index was built with.
@@ -192,7 +204,9 @@ impl HnswIndex {
 
     fn build_graph(&self) -> Graph {
         let graph = Graph::new(self.store.metric(), &self.params, self.store.slots());
-        let live: Vec<u32> = (0..self.store.slots() as u32).filter(|&s| self.store.is_live(s)).collect();
+        let live: Vec<u32> = (0..self.store.slots() as u32)
+            .filter(|&s| self.store.is_live(s))
+            .collect();
         graph.insert(&self.store, &live, self.params.parallel_insert);
         graph
     }
@@ -274,7 +288,12 @@ impl DenseIndex for HnswIndex {
         // been saved here since this one was loaded.
         let previous = read_generation(dir).unwrap_or(self.generation);
         let generation = previous.max(self.generation) + 1;
-        persist::write_checked(&dir.join(vectors_file(generation)), VECTORS_MAGIC, VERSION, &self.store.to_bytes())?;
+        persist::write_checked(
+            &dir.join(vectors_file(generation)),
+            VECTORS_MAGIC,
+            VERSION,
+            &self.store.to_bytes(),
+        )?;
         let graph = match &self.graph {
             Some(graph) => Some(graph.dump(dir, generation)?),
             None => None,
@@ -315,7 +334,11 @@ fn read_generation(dir: &Path) -> Option<u64> {
 }
 
 fn remove_other_generations(dir: &Path, keep: u64) {
-    let keep_names = [vectors_file(keep), graph_files(keep)[0].clone(), graph_files(keep)[1].clone()];
+    let keep_names = [
+        vectors_file(keep),
+        graph_files(keep)[0].clone(),
+        graph_files(keep)[1].clone(),
+    ];
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -430,7 +453,10 @@ impl Graph {
             .iter()
             .map(|n| n.d_id as u32)
             .filter(|&slot| store.is_live(slot) && crate::filter::allowed(filter, store.doc(slot)))
-            .map(|slot| Hit { id: store.doc(slot), score: store.metric().score(query, store.vector(slot)) })
+            .map(|slot| Hit {
+                id: store.doc(slot),
+                score: store.metric().score(query, store.vector(slot)),
+            })
             .collect();
         hits.sort_by(Hit::rank_cmp);
         hits.dedup_by_key(|h| h.id);
@@ -444,13 +470,18 @@ impl Graph {
         let written = with_graph!(self, h => h.file_dump(dir, &base))
             .map_err(|e| IndexError::io(dir.join(&base), std::io::Error::other(e.to_string())))?;
         if written != base {
-            return Err(IndexError::io(dir.join(&base), std::io::Error::other(format!("hnsw_rs wrote {written} instead"))));
+            return Err(IndexError::io(
+                dir.join(&base),
+                std::io::Error::other(format!("hnsw_rs wrote {written} instead")),
+            ));
         }
         let files = graph_files(generation);
         let mut out = [(0, 0); 2];
         for (slot, name) in out.iter_mut().zip(&files) {
             let path = dir.join(name);
-            fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| IndexError::io(&path, e))?;
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| IndexError::io(&path, e))?;
             *slot = file_crc(&path).ok_or_else(|| IndexError::corrupt(&path, "dump vanished after writing"))?;
         }
         persist::sync_dir(dir)?;
@@ -470,7 +501,11 @@ impl Graph {
     /// Loads the dump if both files match their recorded checksums and hnsw_rs accepts them.
     fn load(dir: &Path, generation: u64, metric: Metric, expected: [(u32, u64); 2], slots: usize) -> Option<Graph> {
         let files = graph_files(generation);
-        if files.iter().zip(expected).any(|(name, want)| file_crc(&dir.join(name)) != Some(want)) {
+        if files
+            .iter()
+            .zip(expected)
+            .any(|(name, want)| file_crc(&dir.join(name)) != Some(want))
+        {
             return None;
         }
         // hnsw_rs' reloaded graph borrows its loader for its whole life. The loader holds only
@@ -478,8 +513,7 @@ impl Graph {
         // to give the graph a 'static lifetime: a few hundred bytes per load.
         // The checksums make a damaged file unlikely here, but hnsw_rs asserts on bad input:
         // contain any panic and rebuild instead.
-        let graph = catch_unwind(AssertUnwindSafe(|| Graph::reload(dir, generation, metric)))
-        .ok()??;
+        let graph = catch_unwind(AssertUnwindSafe(|| Graph::reload(dir, generation, metric))).ok()??;
         let points = with_graph!(&graph, h => h.get_nb_point());
         (points <= slots).then_some(graph)
     }

@@ -78,10 +78,17 @@ impl Metric {
 /// Checks that `v` has `dim` components, all finite. `what` names the vector in the error.
 pub(crate) fn validate(what: impl FnOnce() -> String, v: &[f32], dim: usize) -> Result<()> {
     if v.len() != dim {
-        return Err(IndexError::DimensionMismatch { expected: dim, found: v.len() });
+        return Err(IndexError::DimensionMismatch {
+            expected: dim,
+            found: v.len(),
+        });
     }
     if let Some((position, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return Err(IndexError::NonFinite { what: what(), position, value });
+        return Err(IndexError::NonFinite {
+            what: what(),
+            position,
+            value,
+        });
     }
     Ok(())
 }
@@ -156,9 +163,15 @@ mod tests {
 
     #[test]
     fn validate_names_the_problem() {
-        assert!(matches!(validate(|| "q".into(), &[1.0], 2), Err(IndexError::DimensionMismatch { expected: 2, found: 1 })));
+        assert!(matches!(
+            validate(|| "q".into(), &[1.0], 2),
+            Err(IndexError::DimensionMismatch { expected: 2, found: 1 })
+        ));
         let err = validate(|| "document 7".into(), &[1.0, f32::NAN], 2).unwrap_err();
-        assert!(err.to_string().contains("document 7") && err.to_string().contains("position 1"), "{err}");
+        assert!(
+            err.to_string().contains("document 7") && err.to_string().contains("position 1"),
+            "{err}"
+        );
         assert!(validate(|| "q".into(), &[1.0, f32::INFINITY], 2).is_err());
     }
 }

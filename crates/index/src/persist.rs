@@ -34,29 +34,46 @@ pub(crate) fn read_checked(path: &Path, magic: &[u8; 8], version: u32) -> Result
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(IndexError::NotFound { path: path.to_path_buf() });
+            return Err(IndexError::NotFound {
+                path: path.to_path_buf(),
+            });
         }
         Err(e) => return Err(IndexError::io(path, e)),
     };
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
-        return Err(IndexError::corrupt(path, format!("{} bytes is shorter than any index file", bytes.len())));
+        return Err(IndexError::corrupt(
+            path,
+            format!("{} bytes is shorter than any index file", bytes.len()),
+        ));
     }
     if &bytes[..8] != magic {
         return Err(IndexError::corrupt(
             path,
-            format!("expected a {} file", String::from_utf8_lossy(magic).trim_end_matches('\0')),
+            format!(
+                "expected a {} file",
+                String::from_utf8_lossy(magic).trim_end_matches('\0')
+            ),
         ));
     }
     let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if found != version {
-        return Err(IndexError::UnsupportedVersion { path: path.to_path_buf(), found, supported: version });
+        return Err(IndexError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: version,
+        });
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-    let expected_total = (HEADER_LEN as u64).checked_add(len).and_then(|n| n.checked_add(TRAILER_LEN as u64));
+    let expected_total = (HEADER_LEN as u64)
+        .checked_add(len)
+        .and_then(|n| n.checked_add(TRAILER_LEN as u64));
     if expected_total != Some(bytes.len() as u64) {
         return Err(IndexError::corrupt(
             path,
-            format!("header announces {len} payload bytes but the file holds {}", bytes.len()),
+            format!(
+                "header announces {len} payload bytes but the file holds {}",
+                bytes.len()
+            ),
         ));
     }
     let body_end = bytes.len() - TRAILER_LEN;
@@ -82,7 +99,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     // Directories cannot be opened for syncing on every platform; where they can, do it.
     if let Ok(d) = OpenOptions::new().read(true).open(dir) {
-        d.sync_all().or_else(ignore_unsupported).map_err(|e| IndexError::io(dir, e))?;
+        d.sync_all()
+            .or_else(ignore_unsupported)
+            .map_err(|e| IndexError::io(dir, e))?;
     }
     Ok(())
 }
@@ -113,7 +132,11 @@ mod tests {
     const MAGIC: &[u8; 8] = b"SIEVTEST";
 
     fn tmp() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("sieve-persist-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sieve-persist-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         fs::create_dir_all(&dir).unwrap();
         dir.join("f.bin")
     }
@@ -123,13 +146,22 @@ mod tests {
         let path = tmp();
         write_checked(&path, MAGIC, 3, b"hello payload").unwrap();
         assert_eq!(read_checked(&path, MAGIC, 3).unwrap(), b"hello payload");
-        assert!(matches!(read_checked(&path, b"OTHERKND", 3), Err(IndexError::Corrupt { .. })));
-        assert!(matches!(read_checked(&path, MAGIC, 4), Err(IndexError::UnsupportedVersion { found: 3, .. })));
+        assert!(matches!(
+            read_checked(&path, b"OTHERKND", 3),
+            Err(IndexError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            read_checked(&path, MAGIC, 4),
+            Err(IndexError::UnsupportedVersion { found: 3, .. })
+        ));
 
         let good = fs::read(&path).unwrap();
         for cut in [0, 5, good.len() / 2, good.len() - 1] {
             fs::write(&path, &good[..cut]).unwrap();
-            assert!(matches!(read_checked(&path, MAGIC, 3), Err(IndexError::Corrupt { .. })), "cut at {cut}");
+            assert!(
+                matches!(read_checked(&path, MAGIC, 3), Err(IndexError::Corrupt { .. })),
+                "cut at {cut}"
+            );
         }
         let mut flipped = good.clone();
         flipped[HEADER_LEN + 2] ^= 0x10;
@@ -137,6 +169,9 @@ mod tests {
         assert!(matches!(read_checked(&path, MAGIC, 3), Err(IndexError::Corrupt { .. })));
 
         fs::remove_file(&path).unwrap();
-        assert!(matches!(read_checked(&path, MAGIC, 3), Err(IndexError::NotFound { .. })));
+        assert!(matches!(
+            read_checked(&path, MAGIC, 3),
+            Err(IndexError::NotFound { .. })
+        ));
     }
 }

@@ -30,7 +30,14 @@ pub(crate) struct VectorStore {
 
 impl VectorStore {
     pub(crate) fn new(dim: usize, metric: Metric) -> Self {
-        VectorStore { dim, metric, data: Vec::new(), docs: Vec::new(), slot_of: HashMap::new(), live_docs: RoaringBitmap::new() }
+        VectorStore {
+            dim,
+            metric,
+            data: Vec::new(),
+            docs: Vec::new(),
+            slot_of: HashMap::new(),
+            live_docs: RoaringBitmap::new(),
+        }
     }
 
     pub(crate) fn dim(&self) -> usize {
@@ -73,7 +80,9 @@ impl VectorStore {
 
     /// Whether `slot` holds the current vector of its document.
     pub(crate) fn is_live(&self, slot: u32) -> bool {
-        self.docs.get(slot as usize).is_some_and(|doc| self.slot_of.get(doc) == Some(&slot))
+        self.docs
+            .get(slot as usize)
+            .is_some_and(|doc| self.slot_of.get(doc) == Some(&slot))
     }
 
     pub(crate) fn vector(&self, slot: u32) -> &[f32] {
@@ -83,7 +92,9 @@ impl VectorStore {
 
     /// Validates a batch without changing anything.
     pub(crate) fn check(&self, points: &[(DocId, &[f32])]) -> Result<()> {
-        points.iter().try_for_each(|(id, v)| validate(|| format!("vector of document {id}"), v, self.dim))
+        points
+            .iter()
+            .try_for_each(|(id, v)| validate(|| format!("vector of document {id}"), v, self.dim))
     }
 
     /// Validates a query and turns it into the stored form.
@@ -127,7 +138,10 @@ impl VectorStore {
             Some(allow) if allow.len() < self.len() as u64 => {
                 for id in allow.iter() {
                     if let Some(&slot) = self.slot_of.get(&id) {
-                        top.push(Hit { id, score: self.metric.score(query, self.vector(slot)) });
+                        top.push(Hit {
+                            id,
+                            score: self.metric.score(query, self.vector(slot)),
+                        });
                     }
                 }
             }
@@ -137,7 +151,10 @@ impl VectorStore {
                     if self.slot_of.get(&id) != Some(&(slot as u32)) || !crate::filter::allowed(filter, id) {
                         continue;
                     }
-                    top.push(Hit { id, score: self.metric.score(query, row) });
+                    top.push(Hit {
+                        id,
+                        score: self.metric.score(query, row),
+                    });
                 }
             }
         }
@@ -177,7 +194,8 @@ impl VectorStore {
         let bad = |reason: &str| IndexError::corrupt(path, reason.to_string());
         let mut r = Reader { bytes, pos: 0 };
         let dim = r.u32().ok_or_else(|| bad("missing dimension"))? as usize;
-        let metric = metric_from_code(r.u8().ok_or_else(|| bad("missing metric"))?).ok_or_else(|| bad("unknown metric"))?;
+        let metric =
+            metric_from_code(r.u8().ok_or_else(|| bad("missing metric"))?).ok_or_else(|| bad("unknown metric"))?;
         let slots = r.u64().ok_or_else(|| bad("missing slot count"))? as usize;
         let expected = slots.checked_mul(5 + dim * 4).and_then(|n| n.checked_add(r.pos));
         if dim == 0 || expected != Some(bytes.len()) {
@@ -186,7 +204,10 @@ impl VectorStore {
         let mut store = VectorStore::new(dim, metric);
         store.docs = (0..slots).map(|_| r.u32().expect("length checked")).collect();
         let live: Vec<bool> = (0..slots).map(|_| r.u8().expect("length checked") != 0).collect();
-        store.data = bytes[r.pos..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        store.data = bytes[r.pos..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         for (slot, &is_live) in live.iter().enumerate() {
             if is_live {
                 let id = store.docs[slot];
@@ -256,7 +277,10 @@ mod tests {
         assert_eq!((store.len(), store.slots(), store.dead()), (2, 3, 1));
         assert!(!store.is_live(0) && store.is_live(2));
         let hits = store.exact_search(&[1.0, 0.0], 5, None);
-        assert_eq!(hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(), [(7, 2.0), (8, 0.0)]);
+        assert_eq!(
+            hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(),
+            [(7, 2.0), (8, 0.0)]
+        );
 
         let path = std::path::Path::new("mem");
         let back = VectorStore::from_bytes(&store.to_bytes(), path).unwrap();
