@@ -573,6 +573,15 @@ mod tests {
             matches!(TextIndex::open(&dir), Err(IndexError::Corrupt { .. })),
             "tantivy directory gone"
         );
+
+        // An interrupted create (tantivy files, no config) is not silently overwritten.
+        fs::remove_file(dir.join(CONFIG_FILE)).unwrap();
+        fs::create_dir_all(dir.join(TANTIVY_DIR)).unwrap();
+        let err = TextIndex::create(&dir, TextIndexConfig::default()).unwrap_err();
+        assert!(
+            matches!(&err, IndexError::InvalidParameter(m) if m.contains("incomplete")),
+            "{err}"
+        );
         fs::remove_dir_all(&dir).ok();
     }
 }
