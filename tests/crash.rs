@@ -228,3 +228,34 @@ fn verify(
     }
     stored.into_iter().map(|d| d.id).collect()
 }
+
+/// The child of `a_second_process_gets_a_clear_locked_error`: tries to open and reports.
+#[test]
+#[ignore = "helper process of a_second_process_gets_a_clear_locked_error; does nothing unless that test spawns it"]
+fn locked_child() {
+    let Some(dir) = std::env::var_os("SIEVE_LOCKED_DIR") else { return };
+    match Collection::open(PathBuf::from(dir)) {
+        Ok(_) => println!("RESULT opened"),
+        Err(e) => println!("RESULT {e}"),
+    }
+}
+
+#[test]
+fn a_second_process_gets_a_clear_locked_error() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("locked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let held = Collection::create(&dir, config()).unwrap();
+    let child = |dir: &PathBuf| {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["locked_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("SIEVE_LOCKED_DIR", dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout.find("RESULT ").map(|at| stdout[at + 7..].lines().next().unwrap_or("").to_string()).unwrap_or(stdout)
+    };
+    let message = child(&dir);
+    assert!(message.contains("is locked") && message.contains("another process"), "{message}");
+    drop(held);
+    assert_eq!(child(&dir), "opened", "the lock is released when the holder closes");
+}
