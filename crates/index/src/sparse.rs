@@ -13,14 +13,25 @@
 //! than zero** are returned, so a document that shares no term with the query (or only terms of
 //! weight zero) never appears.
 //!
-//! **Pruning.** `search` walks the query's posting lists document-at-a-time with MaxScore: query
-//! terms are sorted by their upper bound (query weight × the term's largest document weight),
-//! and the terms whose bounds together cannot lift a document into the current top `k` are
-//! *non-essential*: they are only probed, with per-block maxima of [`BLOCK`] postings, for
-//! documents found in the other lists. The bounds are computed in `f64` and padded by the
-//! worst-case rounding error of the `f32` sum (relative and underflow), then rounded up, so they
-//! bound the `f32` score actually computed and pruning never drops a document brute force keeps,
-//! ties included (a bound equal to the threshold is not pruned).
+//! **Pruning.** `search` runs a windowed, block-max MaxScore. Slots are taken in windows (1,024
+//! at first, so that early hits set a threshold soon, then doubling up to 16,384); in each, every
+//! query term is bounded by its query weight times the largest weight of its blocks (of 64
+//! postings) there, and the terms whose bounds together cannot lift a document to the current
+//! `k`-th score are *non-essential*. A window where every term is non-essential is
+//! skipped. Otherwise it is searched one of two ways, whichever a cost model expects to be cheaper:
+//! - *probe* (MaxScore proper): the essential terms are summed term-at-a-time; each document found
+//!   is probed in the non-essential lists, largest bound first, and dropped as soon as its bound
+//!   falls below the threshold; survivors get the canonical score above.
+//! - *scan*: every term is summed term-at-a-time in term-id order, which is the canonical `f32`
+//!   sum itself, so nothing is rescored.
+//!
+//! SPLADE queries are long and their expansion terms spread over the corpus (on SciFact with
+//! splade-tiny a query has 53 terms reaching 54,000 postings), so probing a candidate costs more
+//! than reading the tens of postings it would save and most windows are scanned; probing pays when
+//! few documents hold the essential terms. Bounds are computed in `f64`, padded by the worst-case
+//! rounding error of the `f32` sum (relative and underflow) and rounded up, so they bound the score
+//! actually computed: pruning never drops a document brute force keeps, ties included (a bound
+//! equal to the threshold is kept, as a tie with a lower id still enters).
 //!
 //! **Weights must be ≥ 0.** SPLADE weights are `log(1 + ReLU(x))`, never negative, and the
 //! bounds above rely on every product `q_t * d_t` being non-negative; a negative weight in a
@@ -48,7 +59,7 @@ use crate::hit::{DocId, Hit, TopK};
 use crate::persist;
 
 /// Postings per block; each block keeps its largest weight for block-max pruning.
-pub const BLOCK: usize = 64;
+const BLOCK: usize = 64;
 
 const MAGIC: &[u8; 8] = b"SIEVSPRS";
 const VERSION: u32 = 1;
@@ -64,30 +75,24 @@ struct StoredDoc {
     weights: Box<[f32]>,
 }
 
-/// The documents holding one term, by ascending slot, with per-block and overall maxima.
+/// The documents holding one term, by ascending slot, with the largest weight of each block.
 #[derive(Debug, Clone, Default)]
 struct PostingList {
     slots: Vec<u32>,
     weights: Vec<f32>,
-    /// Last slot of each block of [`BLOCK`] postings.
-    block_last: Vec<u32>,
-    /// Largest weight of each block.
+    /// Largest weight of each block of [`BLOCK`] postings.
     block_max: Vec<f32>,
-    max: f32,
 }
 
 impl PostingList {
     fn push(&mut self, slot: u32, weight: f32) {
         if self.slots.len().is_multiple_of(BLOCK) {
-            self.block_last.push(slot);
             self.block_max.push(weight);
-        } else if let (Some(last), Some(max)) = (self.block_last.last_mut(), self.block_max.last_mut()) {
-            *last = slot;
+        } else if let Some(max) = self.block_max.last_mut() {
             *max = max.max(weight);
         }
         self.slots.push(slot);
         self.weights.push(weight);
-        self.max = self.max.max(weight);
     }
 }
 
@@ -269,7 +274,7 @@ impl SparseIndex {
         if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(MaxScore::new(self, &terms, &weights, filter).run(k).0)
+        Ok(MaxScore::new(self, &terms, &weights, filter).run(k))
     }
 
     /// The same results as [`search`](Self::search), by scoring every live document: the
@@ -282,10 +287,10 @@ impl SparseIndex {
         filter: Option<&AllowSet>,
     ) -> Result<Vec<Hit>> {
         let (terms, weights) = self.validate(&|| "query".to_string(), query_indices, query_values)?;
-        let mut top = TopK::new(k);
         if k == 0 {
             return Ok(Vec::new());
         }
+        let mut top = TopK::new(k);
         for doc in self.docs.iter().flatten() {
             if allowed(filter, doc.id) {
                 let score = dot(&terms, &weights, &doc.terms, &doc.weights);
@@ -462,9 +467,9 @@ impl SparseIndex {
 
     /// The live document in `slot`, if the filter allows it.
     #[inline]
-    fn candidate(&self, slot: u32, filter: Option<&AllowSet>) -> Option<DocId> {
+    fn candidate(&self, slot: u32, filter: Option<&AllowSet>) -> Option<&StoredDoc> {
         let doc = self.docs.get(slot as usize)?.as_ref()?;
-        allowed(filter, doc.id).then_some(doc.id)
+        allowed(filter, doc.id).then_some(doc)
     }
 }
 
@@ -512,108 +517,101 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A query term's position in one posting list.
+/// Slots per window, at most: each window is planned (bounds, essential terms, strategy) on its own.
+const WINDOW: usize = 16384;
+
+/// Slots in the first window; each next one is twice as large, up to [`WINDOW`].
+const FIRST_WINDOW: usize = 1024;
+
+/// How many scanned postings one probed candidate costs, for choosing a window's strategy
+/// (measured on SciFact with splade-tiny, where probing rarely pays).
+const PROBE_COST: usize = 32;
+
+/// How a window is searched. Searches use `Auto`; tests force the other two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum Strategy {
+    /// Per window, whichever of the two below the cost model expects to be cheaper.
+    Auto,
+    /// Every term with a non-zero bound, term-at-a-time in term-id order: exact scores.
+    Scan,
+    /// MaxScore: essential terms term-at-a-time, non-essential ones probed per candidate.
+    Probe,
+}
+
+/// A query term's position in its posting list, and its bound over the current window.
 struct Cursor<'a> {
     list: &'a PostingList,
-    pos: usize,
-    /// Index of the term in the query sorted by term id: where its weight goes in the score.
-    rank: usize,
     weight: f32,
+    /// First posting at or after the window's start.
+    pos: usize,
+    /// First posting at or after the window's end.
+    end: usize,
+    /// `weight` × the largest block maximum among the window's blocks.
+    bound: f64,
 }
 
 impl Cursor<'_> {
-    #[inline]
-    fn doc(&self) -> u32 {
-        self.list.slots.get(self.pos).copied().unwrap_or(END)
+    /// Places `pos..end` on the postings in `base..limit` and bounds them.
+    fn enter_window(&mut self, base: u32, limit: u32) {
+        let slots = &self.list.slots;
+        self.pos += slots[self.pos..].partition_point(|&s| s < base);
+        self.end = self.pos + slots[self.pos..].partition_point(|&s| s < limit);
+        self.bound = if self.pos == self.end {
+            0.0
+        } else {
+            let blocks = &self.list.block_max[self.pos / BLOCK..=(self.end - 1) / BLOCK];
+            self.weight as f64 * blocks.iter().fold(0.0f32, |a, &b| a.max(b)) as f64
+        };
     }
 
-    /// Skips the blocks that end before `target` and returns the largest weight of the block
-    /// that may hold it, or `None` once no posting reaches `target`.
+    /// The weight of `slot`, if it holds the term, moving past the postings before it.
+    /// Targets must not decrease within a window.
     #[inline]
-    fn skip_blocks(&mut self, target: u32) -> Option<f32> {
-        let list = self.list;
-        let mut block = self.pos / BLOCK;
-        while list.block_last.get(block).is_some_and(|&last| last < target) {
-            block += 1;
+    fn probe(&mut self, slot: u32) -> Option<f32> {
+        let slots = &self.list.slots[..self.end];
+        // Gallop, then bisect: probes of a window come in slot order and land close together.
+        let mut step = 1;
+        let mut hi = self.pos;
+        while hi < slots.len() && slots[hi] < slot {
+            self.pos = hi + 1;
+            hi = self.pos + step;
+            step *= 2;
         }
-        if block >= list.block_last.len() {
-            self.pos = list.slots.len();
-            return None;
-        }
-        self.pos = self.pos.max(block * BLOCK);
-        Some(list.block_max[block])
-    }
-
-    /// Moves to the first posting at or after `target`, within the block `skip_blocks` chose.
-    #[inline]
-    fn seek_in_block(&mut self, target: u32) {
-        let end = ((self.pos / BLOCK + 1) * BLOCK).min(self.list.slots.len());
-        self.pos += self.list.slots[self.pos..end].partition_point(|&s| s < target);
+        let hi = hi.min(slots.len());
+        self.pos += slots[self.pos..hi].partition_point(|&s| s < slot);
+        (slots.get(self.pos) == Some(&slot)).then(|| self.list.weights[self.pos])
     }
 }
 
-/// One MaxScore evaluation of a query.
-struct MaxScore<'a> {
-    index: &'a SparseIndex,
-    filter: Option<&'a AllowSet>,
-    /// Query weights of the terms that have postings, in term-id order.
-    query_weights: Vec<f32>,
-    /// Cursors sorted by upper bound ascending: the first `split` are non-essential.
-    cursors: Vec<Cursor<'a>>,
-    /// `prefix[i]`: sum of the upper bounds of `cursors[..i]`.
-    prefix: Vec<f64>,
-    /// Multiplier and addend that turn an exact bound into one on the `f32` sum.
-    rel_slack: f64,
-    abs_slack: f64,
+/// Turns exact (real-number) bounds on a score into bounds on its `f32` value.
+#[derive(Debug, Clone, Copy)]
+struct Slack {
+    rel: f64,
+    abs: f64,
 }
 
-impl<'a> MaxScore<'a> {
-    fn new(index: &'a SparseIndex, terms: &[u32], weights: &[f32], filter: Option<&'a AllowSet>) -> Self {
-        let mut query_weights = Vec::with_capacity(terms.len());
-        let mut cursors = Vec::with_capacity(terms.len());
-        for (&term, &weight) in terms.iter().zip(weights) {
-            if let Some(list) = index.postings.get(&term) {
-                cursors.push(Cursor {
-                    list,
-                    pos: 0,
-                    rank: query_weights.len(),
-                    weight,
-                });
-                query_weights.push(weight);
-            }
-        }
-        let bound = |c: &Cursor| c.weight as f64 * c.list.max as f64;
-        cursors.sort_by(|a, b| bound(a).total_cmp(&bound(b)));
-        let mut prefix = Vec::with_capacity(cursors.len() + 1);
-        prefix.push(0.0);
-        for c in &cursors {
-            prefix.push(prefix[prefix.len() - 1] + bound(c));
-        }
+impl Slack {
+    fn new(terms: usize) -> Self {
         // A sum of n non-negative f32 products carries at most n + 1 roundings of relative size
         // 2^-24 each, and each product at most 2^-150 of absolute underflow error; the f64 sums
-        // here add far less. Doubling the relative term covers both with room to spare.
-        let n = query_weights.len() as f64;
-        let rel_slack = (2.0 * (n + 3.0) * (f32::EPSILON as f64 / 2.0)).exp();
-        let abs_slack = (n + 1.0) * 2f64.powi(-149);
-        MaxScore {
-            index,
-            filter,
-            query_weights,
-            cursors,
-            prefix,
-            rel_slack,
-            abs_slack,
+        // of bounds add far less. Doubling the relative term covers both with room to spare.
+        let n = terms as f64;
+        Slack {
+            rel: (2.0 * (n + 3.0) * (f32::EPSILON as f64 / 2.0)).exp(),
+            abs: (n + 1.0) * 2f64.powi(-149),
         }
     }
 
-    /// An `f32` no smaller than any score whose exact (real-number) value is at most `exact`.
+    /// An `f32` no smaller than the computed score of a document whose exact score is at most
+    /// `exact`.
     #[inline]
     fn bound(&self, exact: f64) -> f32 {
         if exact <= 0.0 {
             // Every product is exactly zero, and so is their sum.
             return 0.0;
         }
-        let padded = (exact + self.abs_slack) * self.rel_slack;
+        let padded = (exact + self.abs) * self.rel;
         if padded >= f32::MAX as f64 {
             f32::INFINITY
         } else {
@@ -621,102 +619,286 @@ impl<'a> MaxScore<'a> {
         }
     }
 
-    /// Whether a document whose exact score is at most `exact` could still enter the results.
-    #[inline]
-    fn may_enter(&self, exact: f64, floor: Option<f32>) -> bool {
-        let bound = self.bound(exact);
-        bound > 0.0 && floor.is_none_or(|t| bound >= t)
+    /// A cutoff `c` such that a document whose exact score is below `c` scores below `floor`,
+    /// so comparing exact sums with `c` replaces [`bound`](Self::bound) per document; it errs
+    /// only towards not pruning. `0.0` without a floor.
+    fn cutoff(&self, floor: Option<f32>) -> f64 {
+        let Some(floor) = floor else { return 0.0 };
+        // bound() rounds to nearest and then one step up: staying below the value two steps
+        // under `floor` keeps it below `floor`.
+        let below = floor.next_down().next_down() as f64;
+        let cutoff = ((below / self.rel - self.abs) * (1.0 - 1e-12)).max(0.0);
+        // bound() is monotone, so checking the cutoff itself covers every smaller sum.
+        if self.bound(cutoff) < floor { cutoff } else { 0.0 }
+    }
+}
+
+/// Whether a document whose exact score is at most `exact` may enter results with this cutoff.
+#[inline]
+fn passes(exact: f64, cutoff: f64) -> bool {
+    exact > 0.0 && exact >= cutoff
+}
+
+/// The best hits so far and the cutoff they set.
+struct Collector {
+    top: TopK,
+    slack: Slack,
+    cutoff: f64,
+}
+
+impl Collector {
+    fn push(&mut self, hit: Hit) -> bool {
+        let kept = self.top.push(hit);
+        if kept {
+            self.cutoff = self.slack.cutoff(self.top.threshold());
+        }
+        kept
+    }
+}
+
+/// Per-window scratch space, indexed by `slot - base`.
+struct Scratch {
+    /// Exact `f32` scores (scan).
+    scores: Vec<f32>,
+    /// `f64` partial sums (probe), allocated on first use.
+    partial: Vec<f64>,
+    /// Which offsets some posting touched.
+    seen: Vec<u64>,
+}
+
+/// Work done by one search, for tests of the pruning.
+#[derive(Debug, Default, Clone, Copy)]
+struct Work {
+    /// Postings read term-at-a-time.
+    scanned: usize,
+    /// Non-essential lookups.
+    probes: usize,
+}
+
+/// One evaluation of a query: windowed, block-max MaxScore.
+///
+/// Slots are visited in windows of [`WINDOW`]. For each, every query term is bounded by the
+/// largest block maximum it has there and the terms are sorted by that bound; the longest
+/// prefix whose bounds sum below the current cutoff are the window's *non-essential* terms
+/// (a document holding only those cannot enter), and a window where every term is
+/// non-essential is skipped whole. The rest is searched by one of two [`Strategy`]s.
+struct MaxScore<'a> {
+    index: &'a SparseIndex,
+    filter: Option<&'a AllowSet>,
+    /// The query, sorted by term id, for the canonical score.
+    terms: &'a [u32],
+    weights: &'a [f32],
+    /// The query's terms that have postings, in term-id order.
+    cursors: Vec<Cursor<'a>>,
+    /// Indices into `cursors` by window bound ascending: `order[..split]` are non-essential.
+    order: Vec<usize>,
+    /// `prefix[i]`: sum of the bounds of `order[..i]`.
+    prefix: Vec<f64>,
+    strategy: Strategy,
+    /// Slots per window: [`WINDOW`] but in tests.
+    window: usize,
+    work: Work,
+}
+
+impl<'a> MaxScore<'a> {
+    fn new(index: &'a SparseIndex, terms: &'a [u32], weights: &'a [f32], filter: Option<&'a AllowSet>) -> Self {
+        let cursors: Vec<Cursor> = terms
+            .iter()
+            .zip(weights)
+            .filter_map(|(term, &weight)| {
+                let list = index.postings.get(term)?;
+                Some(Cursor {
+                    list,
+                    weight,
+                    pos: 0,
+                    end: 0,
+                    bound: 0.0,
+                })
+            })
+            .collect();
+        let m = cursors.len();
+        MaxScore {
+            index,
+            filter,
+            terms,
+            weights,
+            cursors,
+            order: (0..m).collect(),
+            prefix: Vec::with_capacity(m + 1),
+            strategy: Strategy::Auto,
+            window: WINDOW,
+            work: Work::default(),
+        }
     }
 
-    /// The top `k`, and how many documents were scored in full (for tests of the pruning).
-    fn run(mut self, k: usize) -> (Vec<Hit>, usize) {
-        let mut top = TopK::new(k);
-        let mut scored = 0;
-        let mut floor = None;
-        let m = self.cursors.len();
-        let mut split = 0;
-        while split < m && !self.may_enter(self.prefix[split + 1], floor) {
+    /// The best `k` hits.
+    fn run(&mut self, k: usize) -> Vec<Hit> {
+        let mut out = Collector {
+            top: TopK::new(k),
+            slack: Slack::new(self.cursors.len()),
+            cutoff: 0.0,
+        };
+        // Slots stay below END, so no window end overflows.
+        let slots = self.index.docs.len() as u32;
+        let w = self.window.min(slots as usize);
+        let mut scratch = Scratch {
+            scores: vec![0.0; w],
+            partial: Vec::new(),
+            seen: vec![0; w.div_ceil(64)],
+        };
+        let mut base = 0;
+        // Windows start small so the first hits set a cutoff early, then double.
+        let mut size = FIRST_WINDOW.min(w);
+        while base < slots {
+            let limit = base + (size as u32).min(slots - base);
+            size = (size * 2).min(w);
+            let split = self.plan_window(base, limit, out.cutoff);
+            if split < self.cursors.len() {
+                if self.scan_is_cheaper(split) {
+                    self.scan_window(base, &mut out, &mut scratch);
+                } else {
+                    self.probe_window(base, split, &mut out, &mut scratch);
+                }
+            }
+            base = limit;
+        }
+        out.top.into_sorted_vec()
+    }
+
+    /// Bounds every term over `base..limit`, sorts `order` by bound and returns the number of
+    /// non-essential terms: all of them when no document of the window can enter.
+    fn plan_window(&mut self, base: u32, limit: u32, cutoff: f64) -> usize {
+        for c in &mut self.cursors {
+            c.enter_window(base, limit);
+        }
+        let cursors = &self.cursors;
+        self.order
+            .sort_unstable_by(|&a, &b| cursors[a].bound.total_cmp(&cursors[b].bound));
+        self.prefix.clear();
+        self.prefix.push(0.0);
+        for &i in &self.order {
+            self.prefix.push(self.prefix[self.prefix.len() - 1] + cursors[i].bound);
+        }
+        self.grow_split(0, cutoff)
+    }
+
+    /// Extends the non-essential prefix of `order` as far as `cutoff` allows.
+    #[inline]
+    fn grow_split(&self, mut split: usize, cutoff: f64) -> usize {
+        while split < self.order.len() && !passes(self.prefix[split + 1], cutoff) {
             split += 1;
         }
-        // Weight of each query term (by rank) in the current document; negative when absent.
-        let mut found = vec![-1.0f32; m];
-        while split < m {
-            let slot = self.cursors[split..].iter().map(Cursor::doc).min().unwrap_or(END);
-            if slot == END {
-                break;
-            }
-            let id = self.index.candidate(slot, self.filter);
-            let mut partial = 0.0f64;
-            for c in &mut self.cursors[split..] {
-                if c.doc() == slot {
-                    if id.is_some() {
-                        let w = c.list.weights[c.pos];
-                        found[c.rank] = w;
-                        partial += c.weight as f64 * w as f64;
-                    }
-                    c.pos += 1;
-                }
-            }
-            let Some(id) = id else { continue };
-            if self.score_non_essential(slot, split, partial, floor, &mut found) {
-                let score = self.canonical_score(&found);
-                scored += 1;
-                if score > 0.0 && top.push(Hit { id, score }) {
-                    floor = top.threshold();
-                    while split < m && !self.may_enter(self.prefix[split + 1], floor) {
-                        split += 1;
-                    }
-                }
-            }
-            found.fill(-1.0);
-        }
-        (top.into_sorted_vec(), scored)
+        split
     }
 
-    /// Probes the non-essential terms for `slot`, largest bound first, adding their weights to
-    /// `found`; returns `false` as soon as the document provably cannot enter the results.
-    fn score_non_essential(
-        &mut self,
-        slot: u32,
-        split: usize,
-        mut partial: f64,
-        floor: Option<f32>,
-        found: &mut [f32],
-    ) -> bool {
-        for i in (0..split).rev() {
-            if !self.may_enter(partial + self.prefix[i + 1], floor) {
-                return false;
+    /// Whether reading the non-essential postings too costs less than probing them for each
+    /// document the essential ones find.
+    fn scan_is_cheaper(&self, split: usize) -> bool {
+        let postings = |ids: &[usize]| {
+            ids.iter()
+                .map(|&i| self.cursors[i].end - self.cursors[i].pos)
+                .sum::<usize>()
+        };
+        match self.strategy {
+            Strategy::Scan => true,
+            Strategy::Probe => split == 0,
+            Strategy::Auto => {
+                let (non_essential, essential) = self.order.split_at(split);
+                postings(non_essential) <= PROBE_COST * postings(essential).min(self.window)
             }
-            let c = &mut self.cursors[i];
-            if c.doc() > slot {
+        }
+    }
+
+    /// Scores every document of the window exactly, term-at-a-time in term-id order, which is
+    /// the canonical order; documents holding only terms without weight here score zero.
+    fn scan_window(&mut self, base: u32, out: &mut Collector, scratch: &mut Scratch) {
+        for c in &mut self.cursors {
+            if c.bound <= 0.0 {
                 continue;
             }
-            let Some(block_max) = c.skip_blocks(slot) else { continue };
-            let (weight, rank) = (c.weight, c.rank);
-            if !self.may_enter(partial + weight as f64 * block_max as f64 + self.prefix[i], floor) {
-                return false;
+            let range = c.pos..c.end;
+            self.work.scanned += range.len();
+            for (&s, &w) in c.list.slots[range.clone()].iter().zip(&c.list.weights[range]) {
+                let i = (s - base) as usize;
+                scratch.scores[i] += c.weight * w;
+                scratch.seen[i / 64] |= 1 << (i % 64);
             }
-            let c = &mut self.cursors[i];
-            c.seek_in_block(slot);
-            if c.doc() == slot {
-                let w = c.list.weights[c.pos];
-                found[rank] = w;
-                partial += weight as f64 * w as f64;
+            c.pos = c.end;
+        }
+        for word in 0..scratch.seen.len() {
+            let mut bits = std::mem::take(&mut scratch.seen[word]);
+            while bits != 0 {
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let score = std::mem::take(&mut scratch.scores[i]);
+                if score > 0.0
+                    && out.top.threshold().is_none_or(|floor| score >= floor)
+                    && let Some(doc) = self.index.candidate(base + i as u32, self.filter)
+                {
+                    out.push(Hit { id: doc.id, score });
+                }
             }
         }
-        true
     }
 
-    /// The document's score in the canonical order: query terms by ascending term id.
-    #[inline]
-    fn canonical_score(&self, found: &[f32]) -> f32 {
-        let mut score = 0.0f32;
-        for (&q, &w) in self.query_weights.iter().zip(found) {
-            if w >= 0.0 {
-                score += q * w;
+    /// MaxScore over the window: sums the essential terms term-at-a-time, then for each
+    /// document found probes the non-essential terms, largest bound first, while its bound can
+    /// still enter, and scores the survivors in the canonical order.
+    fn probe_window(&mut self, base: u32, mut split: usize, out: &mut Collector, scratch: &mut Scratch) {
+        scratch.partial.resize(scratch.scores.len(), 0.0);
+        for &ci in &self.order[split..] {
+            let c = &mut self.cursors[ci];
+            let range = c.pos..c.end;
+            self.work.scanned += range.len();
+            let weight = c.weight as f64;
+            for (&s, &w) in c.list.slots[range.clone()].iter().zip(&c.list.weights[range]) {
+                let i = (s - base) as usize;
+                scratch.partial[i] += weight * w as f64;
+                scratch.seen[i / 64] |= 1 << (i % 64);
+            }
+            c.pos = c.end;
+        }
+        for word in 0..scratch.seen.len() {
+            let mut bits = std::mem::take(&mut scratch.seen[word]);
+            while bits != 0 {
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let partial = std::mem::take(&mut scratch.partial[i]);
+                if !passes(partial + self.prefix[split], out.cutoff) {
+                    continue;
+                }
+                let slot = base + i as u32;
+                let Some(doc) = self.index.candidate(slot, self.filter) else {
+                    continue;
+                };
+                if !self.probe_non_essential(slot, split, partial, out.cutoff) {
+                    continue;
+                }
+                let score = dot(self.terms, self.weights, &doc.terms, &doc.weights);
+                if score > 0.0 && out.push(Hit { id: doc.id, score }) {
+                    // Terms that turn non-essential now were summed already for this window
+                    // and their cursors have left it: probing them finds nothing, and their
+                    // bounds only count twice, which loosens but never breaks the test.
+                    split = self.grow_split(split, out.cutoff);
+                }
             }
         }
-        score
+    }
+
+    /// Adds the non-essential terms' products for `slot` to `partial`, largest bound first;
+    /// `false` as soon as the document provably cannot pass `cutoff`.
+    fn probe_non_essential(&mut self, slot: u32, split: usize, mut partial: f64, cutoff: f64) -> bool {
+        for i in (0..split).rev() {
+            if !passes(partial + self.prefix[i + 1], cutoff) {
+                return false;
+            }
+            let c = &mut self.cursors[self.order[i]];
+            self.work.probes += 1;
+            if let Some(w) = c.probe(slot) {
+                partial += c.weight as f64 * w as f64;
+            }
+        }
+        passes(partial, cutoff)
     }
 }
 
@@ -1120,24 +1302,72 @@ mod tests {
     }
 
     #[test]
-    fn pruning_skips_most_documents() {
-        let mut rng = Lcg(5);
-        let index = random_index(&mut rng, 2000, 5000, 60);
-        let (mut scored, mut matching) = (0, 0);
-        for _ in 0..50 {
-            let (terms, weights) = rng.vector(2000, 20);
+    fn every_strategy_and_window_equals_brute_force() {
+        let mut rng = Lcg(13);
+        let mut index = random_index(&mut rng, 300, 3000, 30);
+        index.remove(&(0..9000).filter(|i| i % 7 == 0).collect::<Vec<u32>>());
+        let filters = filters(&mut rng, 9000);
+        for _ in 0..40 {
+            let (terms, weights) = rng.vector(300, 12);
             let (terms, weights) = index.validate(&|| "query".into(), &terms, &weights).unwrap();
-            let (hits, n) = MaxScore::new(&index, &terms, &weights, None).run(10);
-            assert_eq!(hits, index.brute_force_search(&terms, &weights, 10, None).unwrap());
-            scored += n;
-            matching += index
-                .brute_force_search(&terms, &weights, usize::MAX, None)
-                .unwrap()
-                .len();
+            for filter in &filters {
+                for k in [1, 10, 100] {
+                    let want = bits(&index.brute_force_search(&terms, &weights, k, filter.as_ref()).unwrap());
+                    for strategy in [Strategy::Auto, Strategy::Scan, Strategy::Probe] {
+                        for window in [64, 100, 1024, WINDOW] {
+                            let mut search = MaxScore::new(&index, &terms, &weights, filter.as_ref());
+                            (search.strategy, search.window) = (strategy, window);
+                            assert_eq!(bits(&search.run(k)), want, "{strategy:?}, window {window}, k {k}");
+                        }
+                    }
+                }
+            }
         }
-        assert!(
-            scored * 3 < matching,
-            "scored {scored} of {matching} matching documents"
-        );
+    }
+
+    #[test]
+    fn pruning_skips_most_postings() {
+        // MaxScore's case: ten common terms of low query weight and one rare term of high weight,
+        // found only in the first fifth of the documents, so that later windows can be skipped.
+        let mut rng = Lcg(5);
+        let docs: Vec<(u32, Vec<u32>, Vec<f32>)> = (0..20000)
+            .map(|id| {
+                let mut terms: Vec<u32> = (0..10).filter(|_| rng.below(5) != 0).collect();
+                if id < 4000 && rng.below(20) == 0 {
+                    terms.push(50 + rng.below(5));
+                }
+                let weights = terms
+                    .iter()
+                    .map(|&t| if t < 10 { rng.weight() / 4.0 } else { 0.5 + rng.weight() })
+                    .collect();
+                (id, terms, weights)
+            })
+            .collect();
+        let mut index = SparseIndex::new(100);
+        index.insert(&borrowed(&docs)).unwrap();
+        for (strategy, window, share) in [
+            (Strategy::Auto, WINDOW, 10),
+            (Strategy::Probe, 1024, 10),
+            (Strategy::Scan, 256, 4),
+        ] {
+            let (mut work, mut postings) = (0, 0);
+            for rare in 50..55 {
+                let terms: Vec<u32> = (0..10).chain([rare]).collect();
+                let weights: Vec<f32> = (0..10).map(|_| 0.1).chain([10.0]).collect();
+                let mut search = MaxScore::new(&index, &terms, &weights, None);
+                (search.strategy, search.window) = (strategy, window);
+                assert_eq!(
+                    bits(&search.run(10)),
+                    bits(&index.brute_force_search(&terms, &weights, 10, None).unwrap())
+                );
+                work += search.work.scanned + search.work.probes;
+                postings += search.cursors.iter().map(|c| c.list.slots.len()).sum::<usize>();
+            }
+            // Scan prunes only whole windows (those without the rare term); probing prunes more.
+            assert!(
+                work * share < postings,
+                "{strategy:?}: {work} postings read or probed of {postings}"
+            );
+        }
     }
 }
