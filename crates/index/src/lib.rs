@@ -5,10 +5,10 @@
 //! answers top-k. The engine's store stays the source of truth; every index here can be
 //! rebuilt from it.
 //!
-//! | role | trait | implementations |
+//! | role | entry point | what it is |
 //! |---|---|---|
-//! | dense vectors | [`DenseIndex`] | [`HnswIndex`] (approximate, hnsw_rs), [`FlatIndex`] (exact) |
-//! | sparse (SPLADE) vectors | [`SparseIndex`] | exact inverted index with dynamic pruning |
+//! | dense vectors | trait [`DenseIndex`] | [`HnswIndex`] (approximate, hnsw_rs), [`FlatIndex`] (exact) |
+//! | sparse (SPLADE) vectors | [`SparseIndex`] | exact inverted index with block-max dynamic pruning |
 //! | full text | [`TextIndex`] | BM25 on tantivy |
 //!
 //! Every `search` takes an optional [`AllowSet`] that is applied inside the search, so a
