@@ -447,8 +447,13 @@ impl Graph {
             let slot = *slot as u32;
             store.is_live(slot) && crate::filter::allowed(filter, store.doc(slot))
         };
-        // Ask for `ef` neighbours (not `k`): tombstoned ones are dropped afterwards.
-        let found = with_graph!(self, h => h.search_filter(query, ef, ef, Some(&keep)));
+        // hnsw_rs explores far more of the graph whenever a filter is passed (it never takes
+        // its early exit), so tombstones alone are not passed as one: ask for `ef` neighbours
+        // and drop dead ones afterwards; the caller widens `ef` if too few survive.
+        let found = match filter {
+            Some(_) => with_graph!(self, h => h.search_filter(query, ef, ef, Some(&keep))),
+            None => with_graph!(self, h => h.search_filter(query, ef, ef, None)),
+        };
         let mut hits: Vec<Hit> = found
             .iter()
             .map(|n| n.d_id as u32)
