@@ -103,38 +103,9 @@ pub fn read_qrels(name: &str) -> Qrels {
     qrels
 }
 
-/// trec_eval nDCG@k: gain = grade, discount log2(rank + 1), ideal from the judged documents.
-pub fn ndcg_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f64 {
-    let dcg: f64 = ranked
-        .iter()
-        .take(k)
-        .enumerate()
-        .map(|(i, id)| judged.get(*id).copied().unwrap_or(0) as f64 / (i as f64 + 2.0).log2())
-        .sum();
-    let mut ideal: Vec<u32> = judged.values().copied().filter(|&g| g > 0).collect();
-    ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal
-        .iter()
-        .take(k)
-        .enumerate()
-        .map(|(i, &g)| g as f64 / (i as f64 + 2.0).log2())
-        .sum();
-    if idcg == 0.0 { 0.0 } else { dcg / idcg }
-}
-
-/// Recall@k: share of the relevant documents found in the first k.
-pub fn recall_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f64 {
-    let relevant = judged.values().filter(|&&g| g > 0).count();
-    if relevant == 0 {
-        return 0.0;
-    }
-    let found = ranked
-        .iter()
-        .take(k)
-        .filter(|id| judged.get(**id).is_some_and(|&g| g > 0))
-        .count();
-    found as f64 / relevant as f64
-}
+/// trec_eval metrics, from the engine.
+#[allow(unused_imports)]
+pub use sieve::engine::eval::{mrr_at, ndcg_at, recall_at};
 
 /// Cache files live in the target directory, keyed by model and corpus size.
 fn cache_path(name: &str) -> PathBuf {
