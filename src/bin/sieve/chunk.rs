@@ -1,0 +1,226 @@
+//! Cutting a document into chunks the dense model reads whole.
+//!
+//! Blocks (paragraphs, headings) are packed greedily into chunks of at most `budget` tokens,
+//! counted with the dense model's own tokenizer: the model's `max_seq_length` less its two
+//! special tokens, so no chunk is truncated when encoded. A heading always starts a new chunk;
+//! a block longer than the budget is cut into windows at word boundaries. Consecutive chunks
+//! of one section share about `overlap` tokens (one eighth of the budget) so that a sentence cut
+//! at a boundary is whole in one of them. Without a dense model, whitespace-separated words
+//! stand in for tokens (200 per chunk, 25 overlapping).
+
+use crate::extract::Block;
+
+/// Token byte offsets of a text, `(start, end)` in order.
+pub type Tokenize<'a> = Box<dyn Fn(&str) -> Result<Vec<(usize, usize)>, String> + 'a>;
+
+/// Chunk size and overlap used without a dense model, in words.
+pub const FALLBACK_WORDS: usize = 200;
+
+/// How chunks are measured and cut.
+pub struct Chunker<'a> {
+    tokenize: Tokenize<'a>,
+    /// Most tokens in one chunk.
+    pub budget: usize,
+    /// Tokens shared by consecutive chunks of a section.
+    pub overlap: usize,
+}
+
+impl<'a> Chunker<'a> {
+    /// Chunks of at most `budget` tokens as `tokenize` counts them, overlapping by `budget / 8`.
+    pub fn new(tokenize: Tokenize<'a>, budget: usize) -> Self {
+        let budget = budget.max(8);
+        Chunker {
+            tokenize,
+            budget,
+            overlap: budget / 8,
+        }
+    }
+
+    /// Words as tokens: the fallback when the collection has no dense model.
+    pub fn words() -> Chunker<'static> {
+        Chunker::new(Box::new(|text| Ok(words(text))), FALLBACK_WORDS)
+    }
+
+    /// The chunks of `text` (whose paragraphs are `blocks`) as byte ranges, in order.
+    pub fn chunk(&self, text: &str, blocks: &[Block]) -> Result<Vec<(usize, usize)>, String> {
+        let tokens: Vec<(usize, usize)> = (self.tokenize)(text)?
+            .into_iter()
+            .map(|(s, e)| (floor_boundary(text, s), ceil_boundary(text, e)))
+            .filter(|(s, e)| s < e)
+            .collect();
+        Ok(pack(&tokens, blocks, self.budget, self.overlap)
+            .into_iter()
+            .map(|(s, e)| (tokens[s].0, tokens[e - 1].1))
+            .collect())
+    }
+}
+
+/// Byte offsets of whitespace-separated words.
+pub fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// Token-index ranges `[start, end)` of the chunks.
+fn pack(tokens: &[(usize, usize)], blocks: &[Block], budget: usize, overlap: usize) -> Vec<(usize, usize)> {
+    let word_start = |i: usize| i == 0 || tokens[i].0 > tokens[i - 1].1;
+    // Moves `i` back to the start of its word, not below `min`; stays put when there is none.
+    let snap = |i: usize, min: usize| {
+        let mut j = i;
+        while j > min && !word_start(j) {
+            j -= 1;
+        }
+        if word_start(j) { j } else { i }
+    };
+    let mut chunks = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for block in blocks {
+        let a = tokens.partition_point(|t| t.0 < block.start);
+        let b = tokens.partition_point(|t| t.0 < block.end);
+        if a >= b {
+            continue;
+        }
+        if block.heading
+            && let Some(done) = current.take()
+        {
+            chunks.push(done);
+        }
+        if let Some((s, _)) = current
+            && b - s <= budget
+        {
+            current = Some((s, b));
+            continue;
+        }
+        let mut start = a;
+        if let Some((s, e)) = current.take() {
+            chunks.push((s, e));
+            let with_overlap = snap(e.saturating_sub(overlap).max(s + 1), s + 1);
+            if b - with_overlap <= budget {
+                current = Some((with_overlap, b));
+                continue;
+            }
+            if b - a <= budget {
+                current = Some((a, b));
+                continue;
+            }
+            start = with_overlap.max(a.saturating_sub(overlap)).min(a);
+        }
+        if b - start <= budget {
+            current = Some((start, b));
+            continue;
+        }
+        // A block longer than the budget: windows cut at word starts, overlapping.
+        loop {
+            let mut end = (start + budget).min(b);
+            if end < b {
+                let snapped = snap(end, start + budget / 2);
+                if snapped > start {
+                    end = snapped;
+                }
+            }
+            if end >= b {
+                current = Some((start, b));
+                break;
+            }
+            chunks.push((start, end));
+            let next = snap(end.saturating_sub(overlap), start + 1).max(start + 1);
+            start = next;
+        }
+    }
+    chunks.extend(current);
+    chunks
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{Format, extract};
+
+    fn chunks_of(text: &str, format: Format, budget: usize) -> Vec<String> {
+        let e = extract(format, text);
+        Chunker::new(Box::new(|t| Ok(words(t))), budget)
+            .chunk(&e.text, &e.blocks)
+            .unwrap()
+            .into_iter()
+            .map(|(s, end)| e.text[s..end].to_string())
+            .collect()
+    }
+
+    fn numbered(from: usize, to: usize) -> String {
+        (from..to).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn small_paragraphs_are_packed_and_headings_start_chunks() {
+        let text = "# A\n\none two\n\nthree four\n\n# B\n\nfive";
+        assert_eq!(
+            chunks_of(text, Format::Markdown, 16),
+            ["# A\n\none two\n\nthree four", "# B\n\nfive"]
+        );
+    }
+
+    #[test]
+    fn chunks_respect_the_budget_and_overlap() {
+        let text = format!("{}\n\n{}", numbered(0, 10), numbered(10, 20));
+        let chunks = chunks_of(&text, Format::Text, 16);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0], numbered(0, 10));
+        // overlap 2 words: the second chunk repeats the first's last two words.
+        assert!(chunks[1].starts_with("w8 w9\n\nw10"), "{chunks:?}");
+        for c in &chunks {
+            assert!(words(c).len() <= 16);
+        }
+    }
+
+    #[test]
+    fn long_blocks_are_cut_into_overlapping_windows() {
+        let text = numbered(0, 50);
+        let chunks = chunks_of(&text, Format::Text, 16);
+        assert!(chunks.len() >= 3);
+        for c in &chunks {
+            assert!(words(c).len() <= 16, "{c}");
+        }
+        assert!(chunks[0].starts_with("w0 ") && chunks.last().unwrap().ends_with("w49"));
+        assert!(chunks[1].starts_with("w14 "), "{chunks:?}");
+        // Every word is in some chunk.
+        for i in 0..50 {
+            let w = format!("w{i}");
+            assert!(chunks.iter().any(|c| c.split_whitespace().any(|x| x == w)), "{w}");
+        }
+    }
+
+    #[test]
+    fn empty_text_has_no_chunks() {
+        assert!(chunks_of("  \n\n ", Format::Text, 16).is_empty());
+    }
+}

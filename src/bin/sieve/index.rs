@@ -1,0 +1,414 @@
+//! `sieve index`: keeps a collection in step with folders of documents. Files are walked,
+//! hashed and compared with the hash stored in their chunks' metadata; only new and changed
+//! files are chunked and encoded, and the chunks of deleted files (and the surplus chunks of
+//! files that shrank) are removed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sieve::SentenceTransformer;
+use sieve::engine::{Collection, Document};
+
+use crate::chunk::Chunker;
+use crate::extract::{EXTENSIONS, Format, extract};
+use crate::output::{Output, WriteProgress, print_json};
+use crate::{Error, Result, open_or_create_collection};
+
+/// Chunks written per upsert: each batch is durable on its own.
+const BATCH: usize = 256;
+
+/// Index folders of documents into a collection, re-encoding only what changed.
+///
+/// Reads .txt, .md / .markdown, .rst and .html / .htm files (hidden files and folders are
+/// skipped; PDFs are not read yet: convert them to text first). Each file is cut into chunks
+/// that fit the dense model (paragraphs and headings packed up to its max_seq_length tokens,
+/// consecutive chunks overlapping by 1/8); each chunk is a document with id
+/// `<relative path>#<chunk number>` and metadata path, chunk, title, byte_start, byte_end
+/// (the chunk's byte range in the file, or in the text extracted from HTML) and hash (SHA-256
+/// of the file).
+///
+/// Paths are relative to the folder given (a file given directly: its name). The collection
+/// mirrors the PATHs of the last run: files indexed before that are no longer found (or no
+/// longer match --glob) are removed. A file that cannot be read or is not UTF-8 is skipped
+/// with a warning and what was indexed from it before is kept. No indexable file at all is
+/// an error (exit status 1) and leaves the collection untouched. The collection is created
+/// with the default models when --db does not exist.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  sieve index notes/ --db notes.sieve --glob '*.md'")]
+pub struct Args {
+    /// Folders (walked recursively) or files to index.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The collection directory.
+    #[arg(long, value_name = "DIR")]
+    db: PathBuf,
+    /// Only files whose relative path matches this glob (`*` also crosses `/`), e.g. `*.md`.
+    #[arg(long, value_name = "PATTERN")]
+    glob: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A file found under one of the PATHs.
+struct Source {
+    rel: String,
+    path: PathBuf,
+    format: Format,
+}
+
+/// A file read and hashed.
+struct Read {
+    source: Source,
+    text: String,
+    /// Bytes before `text` in the file (a UTF-8 byte-order mark).
+    offset: usize,
+    hash: String,
+}
+
+/// What the collection holds for one file.
+#[derive(Default)]
+struct Stored {
+    hashes: BTreeSet<String>,
+    chunks: BTreeMap<u64, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct FileCounts {
+    new: usize,
+    changed: usize,
+    unchanged: usize,
+    removed: usize,
+    skipped: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ChunkCounts {
+    written: usize,
+    deleted: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    files: FileCounts,
+    chunks: ChunkCounts,
+    documents: usize,
+}
+
+pub fn run(args: Args, out: &Output) -> Result {
+    let pattern = args
+        .glob
+        .as_deref()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Error::msg(format!("invalid --glob {g:?}: {e}"))))
+        .transpose()?;
+    let sources = walk(&args.paths, pattern.as_ref(), out)?;
+    if sources.is_empty() {
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        let glob = args
+            .glob
+            .as_deref()
+            .map(|g| format!(" matching {g:?}"))
+            .unwrap_or_default();
+        return Err(Error::msg(format!(
+            "no indexable files ({EXTENSIONS}){glob} under {}: nothing indexed",
+            paths.join(", ")
+        )));
+    }
+    let mut files = FileCounts::default();
+    let mut read = Vec::new();
+    let mut skipped = BTreeSet::new();
+    for source in sources {
+        match read_file(&source) {
+            Ok(r) => read.push(r),
+            Err(why) => {
+                out.warn(&format!("skipping {}: {why}", source.path.display()));
+                files.skipped += 1;
+                skipped.insert(source.rel);
+            }
+        }
+    }
+
+    let collection = open_or_create_collection(&args.db, out)?;
+    let stored = stored_files(&collection)?;
+    let mut stale: Vec<String> = Vec::new();
+    let mut todo: Vec<&Read> = Vec::new();
+    for r in &read {
+        match stored.get(&r.source.rel) {
+            None => {
+                files.new += 1;
+                todo.push(r);
+            }
+            Some(s) if is_current(s, &r.hash) => files.unchanged += 1,
+            Some(_) => {
+                files.changed += 1;
+                todo.push(r);
+            }
+        }
+    }
+    let present: BTreeSet<&str> = read
+        .iter()
+        .map(|r| r.source.rel.as_str())
+        .chain(skipped.iter().map(String::as_str))
+        .collect();
+    for (rel, s) in &stored {
+        if !present.contains(rel.as_str()) {
+            files.removed += 1;
+            stale.extend(s.chunks.values().cloned());
+        }
+    }
+
+    let mut chunks = ChunkCounts::default();
+    if !todo.is_empty() {
+        // The chunker keeps a copy of the tokenizer; the model itself is not needed after this.
+        let chunker = match load_tokenizer_model(&collection)? {
+            Some(model) => model_chunker(&model)?,
+            None => Chunker::words(),
+        };
+        let mut docs = Vec::new();
+        for r in &todo {
+            let new_docs = documents(r, &chunker)?;
+            let before = stored.get(&r.source.rel);
+            if new_docs.is_empty() && before.is_none() {
+                // Nothing to store, so nothing would mark it as seen: count it as skipped.
+                out.note(&format!("skipping {}: no text", r.source.path.display()));
+                files.new -= 1;
+                files.skipped += 1;
+            }
+            if let Some(s) = before {
+                stale.extend(
+                    s.chunks
+                        .iter()
+                        .filter(|(n, _)| **n >= new_docs.len() as u64)
+                        .map(|(_, id)| id.clone()),
+                );
+            }
+            docs.extend(new_docs);
+        }
+        chunks.written = write(&collection, docs, out)?;
+    }
+    if !stale.is_empty() {
+        chunks.deleted = collection.delete(&stale)?;
+    }
+    let report = Report {
+        files,
+        chunks,
+        documents: collection.len(),
+    };
+    collection.close()?;
+    if args.json {
+        return print_json(&report);
+    }
+    let f = &report.files;
+    println!(
+        "files: {} new, {} changed, {} unchanged, {} removed, {} skipped",
+        f.new, f.changed, f.unchanged, f.removed, f.skipped
+    );
+    println!(
+        "chunks: {} written, {} deleted; {} documents in {}",
+        report.chunks.written,
+        report.chunks.deleted,
+        report.documents,
+        args.db.display()
+    );
+    Ok(())
+}
+
+/// The indexable files under `paths`, sorted by relative path.
+fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Result<Vec<Source>> {
+    let mut found: BTreeMap<String, Source> = BTreeMap::new();
+    for root in paths {
+        let meta = std::fs::metadata(root).map_err(|e| Error::msg(format!("cannot index {}: {e}", root.display())))?;
+        let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+        if meta.is_file() {
+            match root.file_name().and_then(|n| n.to_str()) {
+                Some(name) => candidates.push((name.to_string(), root.clone())),
+                None => return Err(Error::msg(format!("{}: not a file name", root.display()))),
+            }
+        } else {
+            let walker = walkdir::WalkDir::new(root)
+                .follow_links(true)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+            for entry in walker {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        out.warn(&format!("skipping {}", e.to_string().replace('\n', " ")));
+                        continue;
+                    }
+                };
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+                match parts {
+                    Some(parts) => candidates.push((parts.join("/"), entry.path().to_path_buf())),
+                    None => out.warn(&format!("skipping {}: the name is not UTF-8", entry.path().display())),
+                }
+            }
+        }
+        for (rel, path) in candidates {
+            let Some(format) = Format::of(&path) else {
+                if meta.is_file() {
+                    out.warn(&format!("skipping {}: not one of {EXTENSIONS}", path.display()));
+                }
+                continue;
+            };
+            if pattern.is_some_and(|p| !p.matches(&rel)) {
+                continue;
+            }
+            if let Some(other) = found.get(&rel) {
+                if same_file(&other.path, &path) {
+                    continue;
+                }
+                return Err(Error::msg(format!(
+                    "{} and {} would both be indexed as {rel:?}: index them into separate collections",
+                    other.path.display(),
+                    path.display()
+                )));
+            }
+            found.insert(rel.clone(), Source { rel, path, format });
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+fn read_file(source: &Source) -> std::result::Result<Read, String> {
+    let bytes = std::fs::read(&source.path).map_err(|e| format!("cannot read it: {e}"))?;
+    let hash = hex(&Sha256::digest(&bytes));
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not valid UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let offset = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    text.drain(..offset);
+    Ok(Read {
+        source: Source {
+            rel: source.rel.clone(),
+            path: source.path.clone(),
+            format: source.format,
+        },
+        text,
+        offset,
+        hash,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Files indexed before, by relative path: documents whose metadata has path, chunk and hash.
+fn stored_files(collection: &Collection) -> Result<HashMap<String, Stored>> {
+    let mut files: HashMap<String, Stored> = HashMap::new();
+    for doc in collection.iter() {
+        let doc = doc?;
+        let m = &doc.metadata;
+        if let (Some(path), Some(chunk), Some(hash)) = (m["path"].as_str(), m["chunk"].as_u64(), m["hash"].as_str()) {
+            let entry = files.entry(path.to_string()).or_default();
+            entry.hashes.insert(hash.to_string());
+            entry.chunks.insert(chunk, doc.id);
+        }
+    }
+    Ok(files)
+}
+
+/// Whether the stored chunks are exactly chunks 0..n of a file with this hash.
+fn is_current(stored: &Stored, hash: &str) -> bool {
+    stored.hashes.len() == 1
+        && stored.hashes.contains(hash)
+        && stored.chunks.keys().copied().eq(0..stored.chunks.len() as u64)
+}
+
+/// The dense model, loaded again for its tokenizer and max_seq_length (the collection keeps
+/// its own copy private); `None` when the collection has no dense model.
+fn load_tokenizer_model(collection: &Collection) -> Result<Option<SentenceTransformer>> {
+    collection
+        .config()
+        .dense
+        .as_deref()
+        .map(|id| SentenceTransformer::from_pretrained(id).map_err(Error::from))
+        .transpose()
+}
+
+/// A chunker counting with the model's tokenizer: max_seq_length less the special tokens and
+/// the document prompt the collection prepends.
+fn model_chunker(model: &SentenceTransformer) -> Result<Chunker<'static>> {
+    let mut tokenizer = model.tokenizer().inner().clone();
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| Error::msg(format!("tokenizer: {e}")))?;
+    let prompt_tokens = match model.prompts().get("document") {
+        Some(prompt) => tokenizer
+            .encode(prompt.as_str(), false)
+            .map_err(|e| Error::msg(format!("tokenizer: {e}")))?
+            .len(),
+        None => 0,
+    };
+    let budget = model.max_seq_length().saturating_sub(2 + prompt_tokens);
+    let tokenize = move |text: &str| {
+        tokenizer
+            .encode(text, false)
+            .map(|enc| enc.get_offsets().to_vec())
+            .map_err(|e| e.to_string())
+    };
+    Ok(Chunker::new(Box::new(tokenize), budget))
+}
+
+/// The chunk documents of one file.
+fn documents(r: &Read, chunker: &Chunker) -> Result<Vec<Document>> {
+    let extracted = extract(r.source.format, &r.text);
+    let ranges = chunker
+        .chunk(&extracted.text, &extracted.blocks)
+        .map_err(|e| Error::msg(format!("{}: cannot tokenize: {e}", r.source.path.display())))?;
+    // Offsets into the file, except for HTML where they are into the extracted text.
+    let shift = if r.source.format == Format::Html { 0 } else { r.offset };
+    let title = extracted.title.clone().unwrap_or_else(|| {
+        Path::new(&r.source.rel)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    Ok(ranges
+        .into_iter()
+        .enumerate()
+        .map(|(n, (start, end))| {
+            let metadata: Value = json!({
+                "path": r.source.rel,
+                "chunk": n,
+                "title": title,
+                "byte_start": start + shift,
+                "byte_end": end + shift,
+                "hash": r.hash,
+            });
+            Document::new(format!("{}#{n}", r.source.rel), &extracted.text[start..end]).with_metadata(metadata)
+        })
+        .collect())
+}
+
+/// Upserts in batches with one progress bar; returns how many documents were written.
+fn write(collection: &Collection, docs: Vec<Document>, out: &Output) -> Result<usize> {
+    let total = docs.len();
+    let config = collection.config();
+    let stages = usize::from(config.dense.is_some()) + usize::from(config.sparse.is_some());
+    let mut progress = WriteProgress::new(out, total, stages);
+    let mut docs = docs.into_iter().peekable();
+    while docs.peek().is_some() {
+        let batch: Vec<Document> = docs.by_ref().take(BATCH).collect();
+        let n = batch.len();
+        collection.upsert_with_progress(batch, &mut progress.callback(n))?;
+    }
+    progress.finish();
+    Ok(total)
+}

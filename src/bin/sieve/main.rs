@@ -1,0 +1,142 @@
+//! `sieve`, the command-line tool: argument parsing and dispatch only. Each command lives in its
+//! own module and calls the library (`sieve::engine`, `sieve::encoders`); errors end the
+//! process with one line on stderr and exit status 1 (2 for a command line clap rejects).
+
+mod chunk;
+mod encode;
+mod eval;
+mod extract;
+mod filter;
+mod import_beir;
+mod index;
+mod info;
+mod output;
+mod rank;
+mod search;
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sieve::engine::{Collection, CollectionConfig};
+
+/// An embedded semantic search database: sentence-transformers models, dense / sparse / BM25
+/// indexes and a persistent collection in a directory.
+///
+/// Models are Hugging Face ids resolved through the local hub cache ($HF_HUB_CACHE, else
+/// $HF_HOME/hub, else ~/.cache/huggingface/hub). `encode` and `rank` run on the device named by
+/// SIEVE_DEVICE (cpu, wgpu, cuda, cuda:N; default cpu).
+#[derive(Debug, Parser)]
+#[command(name = "sieve", version, propagate_version = true)]
+struct Cli {
+    /// No progress bars and no notes on stderr (warnings and errors still print).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Encode(encode::Args),
+    Rank(rank::Args),
+    Index(index::Args),
+    Search(search::Args),
+    Eval(eval::Args),
+    ImportBeir(import_beir::Args),
+    Info(info::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = output::Output::new(cli.quiet);
+    let result = match cli.command {
+        Command::Encode(args) => encode::run(args, &out),
+        Command::Rank(args) => rank::run(args, &out),
+        Command::Index(args) => index::run(args, &out),
+        Command::Search(args) => search::run(args, &out),
+        Command::Eval(args) => eval::run(args, &out),
+        Command::ImportBeir(args) => import_beir::run(args, &out),
+        Command::Info(args) => info::run(args, &out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failed command: the one line printed after `error: `.
+#[derive(Debug)]
+pub struct Error(String);
+
+/// Result of a command.
+pub type Result<T = ()> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error with this message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Error(message.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keep it to one line whatever the source said.
+        f.write_str(&self.0.replace('\n', " "))
+    }
+}
+
+impl From<sieve::engine::EngineError> for Error {
+    fn from(e: sieve::engine::EngineError) -> Self {
+        Error(e.to_string())
+    }
+}
+
+impl From<sieve::EncoderError> for Error {
+    fn from(e: sieve::EncoderError) -> Self {
+        Error(e.to_string())
+    }
+}
+
+/// Opens the collection in `db`; a clear error when there is none.
+pub fn open_collection(db: &Path, out: &output::Output) -> Result<Collection> {
+    warn_device_ignored(out);
+    if !db.exists() {
+        return Err(Error::msg(format!(
+            "no collection at {}: create one with `sieve index PATH --db {0}` or `sieve import-beir DIR --db {0}`",
+            db.display()
+        )));
+    }
+    out.note(&format!("opening {} (loading models)", db.display()));
+    Ok(Collection::open(db)?)
+}
+
+/// Opens the collection in `db`, creating it with the default models when `db` does not exist
+/// or is an empty directory.
+pub fn open_or_create_collection(db: &Path, out: &output::Output) -> Result<Collection> {
+    warn_device_ignored(out);
+    let empty_dir = db.is_dir() && std::fs::read_dir(db).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !db.exists() || empty_dir {
+        out.note(&format!("creating {} with the default models", db.display()));
+        Ok(Collection::create(db, CollectionConfig::default())?)
+    } else {
+        out.note(&format!("opening {} (loading models)", db.display()));
+        Ok(Collection::open(db)?)
+    }
+}
+
+/// The engine loads a collection's models on the CPU; say so when SIEVE_DEVICE asks otherwise.
+fn warn_device_ignored(out: &output::Output) {
+    if let Ok(device) = std::env::var("SIEVE_DEVICE") {
+        let device = device.trim();
+        if !device.is_empty() && !device.eq_ignore_ascii_case("cpu") {
+            out.warn(&format!(
+                "SIEVE_DEVICE={device} does not apply to collections yet: their models run on the CPU"
+            ));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What the commands print besides their results: notes and warnings on stderr, progress bars
+//! (only on a terminal and without `--quiet`), JSON on stdout, and text helpers for tables.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sieve::engine::Progress;
+
+use crate::{Error, Result};
+
+/// Where a command's side output goes.
+pub struct Output {
+    quiet: bool,
+    bars: bool,
+}
+
+impl Output {
+    /// Notes and bars unless `quiet`; bars only when stderr is a terminal.
+    pub fn new(quiet: bool) -> Self {
+        Output {
+            quiet,
+            bars: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Whether progress bars are drawn.
+    pub fn bars(&self) -> bool {
+        self.bars
+    }
+
+    /// An informational line on stderr (silenced by `--quiet`).
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A warning line on stderr (always shown).
+    pub fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
+    /// A progress bar of `len` steps, hidden unless bars are enabled.
+    pub fn bar(&self, len: u64, message: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template("{msg:>10} {bar:30} {pos}/{len} [{elapsed}<{eta}]") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.to_string());
+        bar
+    }
+}
+
+/// Drives one bar across several `add_with_progress` / `upsert_with_progress` calls: each
+/// document counts once per encoding stage, so the bar moves forward through dense, then
+/// sparse, batch after batch.
+pub struct WriteProgress {
+    bar: ProgressBar,
+    stages: u64,
+    offset: u64,
+}
+
+impl WriteProgress {
+    /// A bar for `documents` documents encoded by `stages` models (dense, sparse).
+    pub fn new(out: &Output, documents: usize, stages: usize) -> Self {
+        let stages = stages.max(1) as u64;
+        WriteProgress {
+            bar: out.bar(documents as u64 * stages, "encoding"),
+            stages,
+            offset: 0,
+        }
+    }
+
+    /// The callback for one write of `batch` documents.
+    pub fn callback(&mut self, batch: usize) -> impl FnMut(Progress) + '_ {
+        let base = self.offset;
+        let stages = self.stages;
+        let bar = self.bar.clone();
+        self.offset += batch as u64 * stages;
+        move |p: Progress| {
+            let stage = match p.stage {
+                "dense" => 0,
+                "sparse" => stages - 1,
+                _ => stages,
+            };
+            bar.set_message(p.stage);
+            bar.set_position(base + (stage * p.total as u64 + p.done as u64).min(batch as u64 * stages));
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> Result {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(format!("cannot write JSON: {e}")))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").map_err(|e| Error::msg(format!("cannot write to stdout: {e}")))
+}
+
+/// The text on one line, whitespace collapsed, cut to `max` characters with an ellipsis.
+pub fn snippet(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, word) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > max {
+            break;
+        }
+    }
+    if out.chars().count() > max {
+        let cut: String = out.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snippet;
+
+    #[test]
+    fn snippets_are_one_line_and_bounded() {
+        assert_eq!(snippet("a\n\n b\tc", 80), "a b c");
+        assert_eq!(snippet("abcdef ghij", 6), "abcde…");
+        assert_eq!(snippet("", 5), "");
+    }
+}

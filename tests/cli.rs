@@ -1,0 +1,562 @@
+//! The `sieve` binary as a user runs it: index → search → re-index after a change and a
+//! deletion; `encode` against the library; `eval` on a hand-made BEIR set against
+//! hand-computed scores; and the one-line errors for bad paths, unreadable and non-UTF-8 files,
+//! an empty folder, a malformed qrels line and a malformed filter.
+//!
+//! Every run loads the real default models from the local hub cache, so the document sets are
+//! tiny and the number of runs small.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sieve(args: &[&str]) -> Output {
+    sieve_with_stdin(args, None)
+}
+
+fn sieve_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sieve"));
+    cmd.args(args).env("HF_HUB_OFFLINE", "1").env_remove("SIEVE_DEVICE");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the sieve binary runs");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = sieve(args);
+    assert!(out.status.success(), "sieve {args:?} failed: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    let stdout = ok(args);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("sieve {args:?}: not JSON ({e}): {stdout}"))
+}
+
+/// Runs a command that must fail; checks it printed exactly one `error:` line containing
+/// every one of `needles`, and returns stderr.
+fn fails(args: &[&str], needles: &[&str]) -> String {
+    let out = sieve(args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sieve {args:?} should fail with status 1: {err}"
+    );
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected: {err}");
+    for needle in needles {
+        assert!(errors[0].contains(needle), "{needle:?} not in {:?}", errors[0]);
+    }
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn paths(hits: &Value) -> Vec<String> {
+    hits.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["metadata"]["path"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn index_search_change_and_delete() {
+    let dir = tempdir("index");
+    let docs = dir.join("docs");
+    fs::create_dir_all(docs.join("sub")).unwrap();
+    fs::create_dir_all(docs.join(".hidden")).unwrap();
+    fs::write(
+        docs.join("cooking.md"),
+        "# Cooking\n\nLamb chops with rosemary and garlic, roasted in a hot oven.\n\n## Sides\n\nServe with roast potatoes.\n",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("tax.txt"),
+        "Quarterly tax filing deadlines fall in April, June and September.\n",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("sub/rust.html"),
+        "<html><head><title>Rust &amp; safety</title><script>var x = '<p>no</p>';</script></head>\
+         <body><h1>Rust</h1><p>Rust is a systems programming language focused on memory safety.</p></body></html>",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("guide.rst"),
+        "Guide\n=====\n\nHow to tune the garden sprinkler timer.\n",
+    )
+    .unwrap();
+    fs::write(docs.join(".hidden/secret.md"), "hidden").unwrap();
+    // Long enough for several chunks: short paragraphs, then one paragraph longer than a chunk.
+    let sentence = |i: usize| {
+        format!(
+            "Sentence {i} is about topic {} and the colour {}.",
+            i % 7,
+            ["red", "blue"][i % 2]
+        )
+    };
+    let mut long = String::from("# Long\n\n");
+    for p in 0..8 {
+        long += &(0..6).map(|i| sentence(p * 6 + i)).collect::<Vec<_>>().join(" ");
+        long += "\n\n";
+    }
+    long += &(100..160).map(sentence).collect::<Vec<_>>().join(" ");
+    fs::write(docs.join("long.md"), &long).unwrap();
+    fs::write(docs.join("image.png"), [0u8, 1, 2]).unwrap();
+    let db = dir.join("db.sieve");
+    let (db, docs_s) = (s(&db), s(&docs));
+
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["new"], 5, "{report}");
+    assert_eq!(report["files"]["skipped"], 0);
+    let written = report["chunks"]["written"].as_u64().unwrap();
+    assert!(
+        written >= 8,
+        "cooking.md has two sections, long.md several chunks: {report}"
+    );
+    assert_eq!(report["documents"], written);
+
+    let hits = json(&[
+        "search",
+        "--db",
+        db,
+        "lamb chops with rosemary",
+        "--json",
+        "-k",
+        "3",
+        "--quiet",
+    ]);
+    let first = &hits[0];
+    assert_eq!(first["metadata"]["path"], "cooking.md", "{hits}");
+    assert_eq!(first["metadata"]["title"], "Cooking");
+    assert!(first["reranker"].is_object(), "reranked by default");
+    // byte_start..byte_end is the chunk's place in the file.
+    let file = fs::read_to_string(docs.join("cooking.md")).unwrap();
+    let (start, end) = (
+        first["metadata"]["byte_start"].as_u64().unwrap() as usize,
+        first["metadata"]["byte_end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&file[start..end], first["text"].as_str().unwrap());
+
+    let hits = json(&[
+        "search",
+        "--db",
+        db,
+        "programming language",
+        "--filter",
+        "path=sub/rust.html and chunk>=0",
+        "--mode",
+        "bm25",
+        "--rerank",
+        "0",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(paths(&hits), ["sub/rust.html"]);
+    assert_eq!(hits[0]["metadata"]["title"], "Rust & safety");
+    assert!(!hits[0]["text"].as_str().unwrap().contains("var x"), "script dropped");
+    assert!(hits[0]["reranker"].is_null(), "--rerank 0 disables the rerank stage");
+
+    let table = ok(&[
+        "search",
+        "--db",
+        db,
+        "sprinkler timer",
+        "--quiet",
+        "--rerank-mode",
+        "replace",
+    ]);
+    let top = table.lines().next().unwrap_or_default();
+    assert!(
+        top.trim_start().starts_with("1 ") && top.contains("guide.rst:0"),
+        "{table}"
+    );
+
+    // One file changes: only it is re-encoded.
+    fs::write(docs.join("tax.txt"), "Quarterly tax filing deadlines moved to May.\n").unwrap();
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["changed"], 1, "{report}");
+    assert_eq!(report["files"]["unchanged"], 4, "{report}");
+    assert_eq!(report["files"]["new"], 0);
+    assert_eq!(report["chunks"]["written"], 1, "only tax.txt's chunk: {report}");
+    assert_eq!(report["documents"], written);
+
+    // One file is deleted: its chunks go, and search no longer finds it.
+    fs::remove_file(docs.join("cooking.md")).unwrap();
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["removed"], 1, "{report}");
+    assert_eq!(report["files"]["unchanged"], 4, "{report}");
+    assert_eq!(report["chunks"]["written"], 0);
+    let deleted = report["chunks"]["deleted"].as_u64().unwrap();
+    assert!(deleted >= 2, "{report}");
+    let hits = json(&["search", "--db", db, "lamb chops with rosemary", "--json", "--quiet"]);
+    assert!(!paths(&hits).contains(&"cooking.md".to_string()), "{hits}");
+    assert!(!hits.as_array().unwrap().is_empty());
+
+    let info = json(&["info", "--db", db, "--json", "--quiet"]);
+    assert_eq!(info["documents"], written - deleted);
+    assert_eq!(info["dense"], info["documents"]);
+    assert_eq!(info["config"]["dense"], "sentence-transformers/all-MiniLM-L6-v2");
+
+    // long.md's chunks: each fits the dense model untruncated, consecutive ones overlap, and
+    // together they cover every sentence.
+    let collection = sieve::engine::Collection::open(db).unwrap();
+    let mut chunks: Vec<(u64, usize, usize, String)> = collection
+        .iter()
+        .map(Result::unwrap)
+        .filter(|d| d.metadata["path"] == "long.md")
+        .map(|d| {
+            let m = &d.metadata;
+            let n = m["chunk"].as_u64().unwrap();
+            (
+                n,
+                m["byte_start"].as_u64().unwrap() as usize,
+                m["byte_end"].as_u64().unwrap() as usize,
+                d.text,
+            )
+        })
+        .collect();
+    drop(collection);
+    chunks.sort();
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    let model = sieve::SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2").unwrap();
+    let mut tokenizer = model.tokenizer().inner().clone();
+    tokenizer.with_truncation(None).unwrap();
+    for (i, (n, start, end, text)) in chunks.iter().enumerate() {
+        assert_eq!(*n, i as u64);
+        assert_eq!(&long[*start..*end], text);
+        let tokens = tokenizer.encode(text.as_str(), true).unwrap().len();
+        assert!(tokens <= model.max_seq_length(), "chunk {n} has {tokens} tokens");
+        if i > 0 && !text.starts_with('#') {
+            assert!(*start < chunks[i - 1].2, "chunk {n} overlaps the previous one");
+        }
+    }
+    for i in (0..48).chain(100..160) {
+        let needle = format!("Sentence {i} ");
+        assert!(
+            chunks.iter().any(|c| c.3.contains(&needle)),
+            "{needle:?} is in no chunk"
+        );
+    }
+}
+
+#[test]
+fn encode_matches_the_library() {
+    let dir = tempdir("encode");
+    let lines = [
+        "The weather is lovely today.",
+        "It's so sunny outside!",
+        "",
+        "He drove to the stadium.",
+    ];
+    let input = dir.join("texts.txt");
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let output = dir.join("dense.jsonl");
+    let dense_model = "sentence-transformers/all-MiniLM-L6-v2";
+    ok(&[
+        "encode",
+        "--model",
+        dense_model,
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+        "--quiet",
+    ]);
+    let expected = sieve::SentenceTransformer::from_pretrained(dense_model)
+        .unwrap()
+        .encode(&lines)
+        .unwrap();
+    let written = fs::read_to_string(&output).unwrap();
+    assert_eq!(written.lines().count(), lines.len());
+    for (i, line) in written.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let got: Vec<f64> = v["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 384);
+        for (g, e) in got.iter().zip(expected.row(i)) {
+            assert!((g - *e as f64).abs() < 1e-6, "line {i}: {g} vs {e}");
+        }
+    }
+
+    let sparse_model = "rasyosef/splade-tiny";
+    let stdin = lines.join("\n");
+    let out = sieve_with_stdin(
+        &[
+            "encode",
+            "--model",
+            sparse_model,
+            "--kind",
+            "sparse",
+            "--input",
+            "-",
+            "--quiet",
+        ],
+        Some(&stdin),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = sieve::SparseEncoder::from_pretrained(sparse_model)
+        .unwrap()
+        .encode(&lines)
+        .unwrap();
+    let written = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(written.lines().count(), lines.len());
+    for (i, line) in written.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let indices: Vec<u64> = v["indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let values: Vec<f64> = v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let row = expected.row(i);
+        assert_eq!(
+            indices,
+            row.indices.iter().map(|&x| x as u64).collect::<Vec<_>>(),
+            "line {i}"
+        );
+        for (g, e) in values.iter().zip(&row.values) {
+            assert!((g - *e as f64).abs() < 1e-6, "line {i}: {g} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn rank_orders_by_cross_encoder_score() {
+    let dir = tempdir("rank");
+    let docs = [
+        "A man is eating food.",
+        "A monkey is playing drums.",
+        "A man is eating a piece of bread.",
+    ];
+    let input = dir.join("docs.txt");
+    fs::write(&input, docs.join("\n")).unwrap();
+    let model = "sieve/stsb-minilm-l6-ce";
+    let query = "A man is eating pasta.";
+    let hits = json(&[
+        "rank",
+        "--model",
+        model,
+        "--query",
+        query,
+        "--input",
+        s(&input),
+        "--top-k",
+        "2",
+        "--json",
+    ]);
+    let expected = sieve::CrossEncoder::from_pretrained(model)
+        .unwrap()
+        .rank(query, &docs, &sieve::RankOptions::default())
+        .unwrap();
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    for (i, (hit, want)) in hits.iter().zip(&expected).enumerate() {
+        assert_eq!(hit["rank"], i + 1);
+        assert_eq!(hit["corpus_id"], want.corpus_id);
+        assert_eq!(hit["text"], docs[want.corpus_id]);
+        assert!((hit["score"].as_f64().unwrap() - want.score as f64).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn import_beir_and_eval_against_hand_computed_scores() {
+    let dir = tempdir("eval");
+    let beir = dir.join("beir");
+    fs::create_dir_all(&beir).unwrap();
+    fs::write(
+        beir.join("corpus.jsonl"),
+        [
+            r#"{"_id": "d1", "title": "", "text": "apple banana cherry"}"#,
+            r#"{"_id": "d2", "title": "", "text": "apple apple grape"}"#,
+            r#"{"_id": "d3", "title": "", "text": "kiwi lemon mango"}"#,
+            r#"{"_id": "d4", "title": "", "text": "banana banana split"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let queries = dir.join("queries.jsonl");
+    fs::write(
+        &queries,
+        [
+            r#"{"_id": "q1", "text": "grape"}"#,
+            r#"{"_id": "q2", "text": "banana"}"#,
+            r#"{"_id": "q3", "text": "not judged, not run"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let qrels = dir.join("qrels.tsv");
+    fs::write(
+        &qrels,
+        "query-id\tcorpus-id\tscore\nq1\td2\t2\nq1\td3\t1\nq2\td1\t2\nq2\td4\t0\n",
+    )
+    .unwrap();
+    let db = dir.join("db.sieve");
+    let db = s(&db);
+
+    let report = json(&["import-beir", s(&beir), "--db", db, "--json", "--quiet"]);
+    assert_eq!(
+        (report["added"].as_u64(), report["documents"].as_u64()),
+        (Some(4), Some(4)),
+        "{report}"
+    );
+    // Running it again resumes: nothing is re-encoded.
+    let report = json(&["import-beir", s(&beir), "--db", db, "--json", "--quiet"]);
+    assert_eq!(
+        (report["added"].as_u64(), report["unchanged"].as_u64()),
+        (Some(0), Some(4)),
+        "{report}"
+    );
+
+    let args = [
+        "eval",
+        "--db",
+        db,
+        "--queries",
+        s(&queries),
+        "--qrels",
+        s(&qrels),
+        "--mode",
+        "bm25",
+        "--rerank",
+        "0",
+        "--quiet",
+    ];
+    let scores = json(&[&args[..], &["--json"]].concat());
+    // BM25 ranks q1 "grape": [d2] (only match); q2 "banana": [d4 (tf 2), d1 (tf 1)].
+    // gain = grade, discount = log2(rank + 1).
+    let ndcg_q1 = (2.0 / 2f64.log2()) / (2.0 / 2f64.log2() + 1.0 / 3f64.log2());
+    let ndcg_q2 = (0.0 / 2f64.log2() + 2.0 / 3f64.log2()) / (2.0 / 2f64.log2());
+    let expect = [
+        ("ndcg@10", (ndcg_q1 + ndcg_q2) / 2.0),
+        ("recall@100", (0.5 + 1.0) / 2.0),
+        ("mrr@10", (1.0 + 0.5) / 2.0),
+    ];
+    for (key, value) in expect {
+        let got = scores[key].as_f64().unwrap();
+        assert!((got - value).abs() < 1e-9, "{key}: {got} vs {value} in {scores}");
+    }
+    assert_eq!(scores["queries"], 2, "only judged queries run");
+
+    let table = ok(&args);
+    assert!(
+        table.contains("nDCG@10") && table.contains(&format!("{:.4}", (ndcg_q1 + ndcg_q2) / 2.0)),
+        "{table}"
+    );
+
+    let bad = dir.join("bad-qrels.tsv");
+    fs::write(&bad, "query-id\tcorpus-id\tscore\nq1\td2\t2\nq1 d3 high\n").unwrap();
+    let bad_path = format!("{}:3", bad.display());
+    fails(
+        &[
+            "eval",
+            "--db",
+            db,
+            "--queries",
+            s(&queries),
+            "--qrels",
+            s(&bad),
+            "--quiet",
+        ],
+        &[&bad_path, "expected"],
+    );
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let dir = tempdir("errors");
+    let db = dir.join("db.sieve");
+    let db = s(&db);
+
+    let missing = dir.join("no-such-folder");
+    fails(&["index", s(&missing), "--db", db], &["cannot index", "no-such-folder"]);
+    assert!(!dir.join("db.sieve").exists(), "nothing is created for a bad path");
+
+    let empty = dir.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    fs::write(empty.join("picture.png"), [1u8]).unwrap();
+    fails(&["index", s(&empty), "--db", db], &["no indexable files", "empty"]);
+
+    fails(
+        &["search", "--db", db, "x", "--filter", "chunk >= and"],
+        &["invalid --filter", "position 10", "expected a number after `>=`"],
+    );
+    fails(
+        &["search", "--db", db, "x", "--filter", "(kind in (a, b)"],
+        &["position 16", "expected `)`"],
+    );
+    fails(&["search", "--db", db, "anything"], &["no collection at"]);
+    fails(
+        &["encode", "--model", "m", "--input", s(&dir.join("nope.txt"))],
+        &["cannot read", "nope.txt"],
+    );
+
+    // Unreadable and non-UTF-8 files are skipped with a warning; the rest is indexed.
+    let docs = dir.join("docs");
+    fs::create_dir_all(&docs).unwrap();
+    fs::write(docs.join("good.md"), "A readable note about gardening.").unwrap();
+    fs::write(docs.join("latin1.txt"), b"caf\xe9 au lait").unwrap();
+    let locked = docs.join("locked.txt");
+    fs::write(&locked, "secret").unwrap();
+    let locked_blocks_reads = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        fs::read(&locked).is_err()
+    };
+    let out = sieve(&["index", s(&docs), "--db", db, "--json", "--quiet"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: skipping") && l.contains("latin1.txt") && l.contains("not valid UTF-8")),
+        "{err}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    if locked_blocks_reads {
+        assert_eq!(report["files"]["new"], 1, "{report}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("warning: skipping") && l.contains("locked.txt") && l.contains("cannot read")),
+            "{err}"
+        );
+        assert_eq!(report["files"]["skipped"], 2, "{report}");
+    } else {
+        println!("running as root: chmod 000 does not block reads, the unreadable-file assert is skipped");
+        assert_eq!(report["files"]["new"], 2, "{report}");
+        assert_eq!(report["files"]["skipped"], 1, "{report}");
+    }
+}
