@@ -15,19 +15,9 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-fn fixture(name: &str) -> Option<String> {
-    Some(common::fixture(name).to_string_lossy().into_owned())
-}
-
 /// Dense + sparse + BM25 on the tiny fixtures, no reranker.
 fn tiny() -> CollectionConfig {
-    CollectionConfig {
-        dense: fixture("bert-st-mean-norm"),
-        sparse: fixture("bert-splade"),
-        text: true,
-        reranker: None,
-        ..CollectionConfig::default()
-    }
+    common::tiny_collection_config()
 }
 
 fn docs(range: std::ops::Range<usize>) -> Vec<Document> {

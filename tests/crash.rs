@@ -16,14 +16,7 @@ use sieve::engine::{Collection, CollectionConfig, Document, Retriever};
 const ROUNDS: u64 = 24;
 
 fn config() -> CollectionConfig {
-    let fixture = |name: &str| Some(common::fixture(name).to_string_lossy().into_owned());
-    CollectionConfig {
-        dense: fixture("bert-st-mean-norm"),
-        sparse: fixture("bert-splade"),
-        text: true,
-        reranker: None,
-        ..CollectionConfig::default()
-    }
+    common::tiny_collection_config()
 }
 
 /// The child: opens the collection and writes until killed, printing each acknowledged write.

@@ -29,6 +29,19 @@ pub fn fixture(name: &str) -> PathBuf {
 pub mod ann;
 pub mod scifact;
 
+/// A collection on the tiny fixture models (real model folders, random weights): dense +
+/// sparse + BM25, no reranker. Fast enough for tests that exercise the engine, not quality.
+pub fn tiny_collection_config() -> sieve::engine::CollectionConfig {
+    let model = |name: &str| Some(fixture(name).to_string_lossy().into_owned());
+    sieve::engine::CollectionConfig {
+        dense: model("bert-st-mean-norm"),
+        sparse: model("bert-splade"),
+        text: true,
+        reranker: None,
+        ..sieve::engine::CollectionConfig::default()
+    }
+}
+
 pub fn hub_hint() -> &'static str {
     "model not in the Hugging Face cache: run scripts/fetch-models first"
 }
