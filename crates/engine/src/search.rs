@@ -372,10 +372,13 @@ impl<'c> Search<'c> {
             head.extend(ordered.drain(n..));
             ordered = head;
         }
-        ordered.truncate(self.top_k);
-
-        let mut hits = Vec::with_capacity(ordered.len());
+        // A document deleted while this search ran has no record any more: skip it and let
+        // the next candidate take its place, so `top_k` hits still come back when they exist.
+        let mut hits = Vec::with_capacity(self.top_k.min(ordered.len()));
         for (id, score, pos, reranker) in ordered {
+            if hits.len() == self.top_k {
+                break;
+            }
             let record = match texts.remove(&id) {
                 Some(r) => r,
                 None => match c.store.record(id)? {
@@ -422,8 +425,13 @@ impl<'c> Search<'c> {
                         return Err(EngineError::RetrieverMissing(r.name()));
                     }
                 }
-                let mut unique = list.clone();
-                unique.dedup();
+                // A retriever named twice is searched (and fused) once.
+                let mut unique: Vec<Retriever> = Vec::with_capacity(list.len());
+                for &r in list {
+                    if !unique.contains(&r) {
+                        unique.push(r);
+                    }
+                }
                 Ok(unique)
             }
         }
