@@ -20,7 +20,11 @@ use sieve::index::{DenseIndex, DocId, FlatIndex, HnswIndex, HnswParams, Metric, 
 const K: usize = 10;
 
 fn insert<I: DenseIndex>(index: &mut I, rows: &[Vec<f32>]) -> Duration {
-    let points: Vec<(DocId, &[f32])> = rows.iter().enumerate().map(|(i, v)| (i as DocId, v.as_slice())).collect();
+    let points: Vec<(DocId, &[f32])> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as DocId, v.as_slice()))
+        .collect();
     let start = Instant::now();
     index.insert(&points).expect("valid vectors");
     start.elapsed()
@@ -29,7 +33,14 @@ fn insert<I: DenseIndex>(index: &mut I, rows: &[Vec<f32>]) -> Duration {
 fn search_all(index: &dyn DenseIndex, queries: &[Vec<f32>], params: &SearchParams) -> Vec<Vec<u32>> {
     queries
         .iter()
-        .map(|q| index.search(q, K, params, None).expect("valid query").iter().map(|h| h.id).collect())
+        .map(|q| {
+            index
+                .search(q, K, params, None)
+                .expect("valid query")
+                .iter()
+                .map(|h| h.id)
+                .collect()
+        })
         .collect()
 }
 
@@ -51,12 +62,23 @@ fn run(name: &str, metric: Metric, train: &[Vec<f32>], queries: &[Vec<f32>]) {
     let flat_qps = qps(&flat, queries, &SearchParams::default());
     let mut hnsw = HnswIndex::new(dim, metric, HnswParams::default()).expect("default parameters");
     let build = insert(&mut hnsw, train);
-    println!("\n{name}: {} × {dim}, {} queries, {metric:?}", train.len(), queries.len());
-    println!("build: HNSW {:.2} s (M = 16, ef_construction = 200, 2 threads), flat {:.3} s", build.as_secs_f64(), flat_build.as_secs_f64());
+    println!(
+        "\n{name}: {} × {dim}, {} queries, {metric:?}",
+        train.len(),
+        queries.len()
+    );
+    println!(
+        "build: HNSW {:.2} s (M = 16, ef_construction = 200, 2 threads), flat {:.3} s",
+        build.as_secs_f64(),
+        flat_build.as_secs_f64()
+    );
     println!("| index | ef_search | recall@10 | QPS | × flat |\n|---|---|---|---|---|");
     println!("| flat (exact) | - | 1.0000 | {flat_qps:.0} | 1.0 |");
     for ef in [10, 20, 50, 100, 200] {
-        let params = SearchParams { ef_search: Some(ef), exact: false };
+        let params = SearchParams {
+            ef_search: Some(ef),
+            exact: false,
+        };
         let recall = ann::recall_at(K, &search_all(&hnsw, queries, &params), &exact);
         let q = qps(&hnsw, queries, &params);
         println!("| HNSW | {ef} | {recall:.4} | {q:.0} | {:.1} |", q / flat_qps);
@@ -73,5 +95,10 @@ fn main() {
     run("random-xs-20", Metric::Euclidean, &train, &test);
     run("random-xs-20", Metric::Cosine, &train, &test);
     let scifact = common::scifact::minilm();
-    run("SciFact all-MiniLM-L6-v2", Metric::Cosine, &scifact.corpus, &scifact.queries);
+    run(
+        "SciFact all-MiniLM-L6-v2",
+        Metric::Cosine,
+        &scifact.corpus,
+        &scifact.queries,
+    );
 }

@@ -187,10 +187,18 @@ fn verify(
     let ids: BTreeSet<&str> = stored.iter().map(|d| d.id.as_str()).collect();
     let all = [Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
     for retrievers in [&all[0..1], &all[1..2], &all[2..3], &all[..]] {
-        let hits = c.search("document batch round").retrievers(retrievers).top_k(50).run().unwrap();
+        let hits = c
+            .search("document batch round")
+            .retrievers(retrievers)
+            .top_k(50)
+            .run()
+            .unwrap();
         for hit in hits {
             let id = hit.id.as_str();
-            assert!(ids.contains(id), "round {round}: {retrievers:?} returned {id} which is not stored");
+            assert!(
+                ids.contains(id),
+                "round {round}: {retrievers:?} returned {id} which is not stored"
+            );
         }
     }
     for doc in stored.iter().rev().take(15) {
@@ -219,7 +227,9 @@ fn verify(
 #[test]
 #[ignore = "helper process of a_second_process_gets_a_clear_locked_error; does nothing unless that test spawns it"]
 fn locked_child() {
-    let Some(dir) = std::env::var_os("SIEVE_LOCKED_DIR") else { return };
+    let Some(dir) = std::env::var_os("SIEVE_LOCKED_DIR") else {
+        return;
+    };
     match Collection::open(PathBuf::from(dir)) {
         Ok(_) => println!("RESULT opened"),
         Err(e) => println!("RESULT {e}"),
@@ -233,15 +243,27 @@ fn a_second_process_gets_a_clear_locked_error() {
     let held = Collection::create(&dir, config()).unwrap();
     let child = |dir: &PathBuf| {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["locked_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "locked_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("SIEVE_LOCKED_DIR", dir)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        stdout.find("RESULT ").map(|at| stdout[at + 7..].lines().next().unwrap_or("").to_string()).unwrap_or(stdout)
+        stdout
+            .find("RESULT ")
+            .map(|at| stdout[at + 7..].lines().next().unwrap_or("").to_string())
+            .unwrap_or(stdout)
     };
     let message = child(&dir);
-    assert!(message.contains("is locked") && message.contains("another process"), "{message}");
+    assert!(
+        message.contains("is locked") && message.contains("another process"),
+        "{message}"
+    );
     drop(held);
     assert_eq!(child(&dir), "opened", "the lock is released when the holder closes");
 }

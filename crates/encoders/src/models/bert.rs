@@ -126,7 +126,7 @@ impl BertLayer {
         let attended = self
             .attention_output_layer_norm
             .forward(self.attention_output_dense.forward(context) + x);
-        let intermediate = act.forward(self.intermediate_dense.forward(attended.clone()));
+        let intermediate = act.forward_linear(&self.intermediate_dense, attended.clone());
         self.output_layer_norm
             .forward(self.output_dense.forward(intermediate) + attended)
     }
@@ -226,7 +226,7 @@ impl BertLmHead {
 impl LmHead for BertLmHead {
     fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
         self.transform_layer_norm
-            .forward(self.act.forward(self.transform_dense.forward(hidden)))
+            .forward(self.act.forward_linear(&self.transform_dense, hidden))
     }
 
     /// Vocabulary logits for already transformed states `[batch, seq, hidden]`.

@@ -77,7 +77,7 @@ impl TransformerBlock {
             heads,
         );
         let sa = self.sa_layer_norm.forward(self.out_lin.forward(context) + x);
-        let ffn = self.lin2.forward(act.forward(self.lin1.forward(sa.clone())));
+        let ffn = self.lin2.forward(act.forward_linear(&self.lin1, sa.clone()));
         self.output_layer_norm.forward(ffn + sa)
     }
 }
@@ -179,7 +179,7 @@ impl DistilBertLmHead {
 impl LmHead for DistilBertLmHead {
     fn transform(&self, hidden: Tensor<3>) -> Tensor<3> {
         self.vocab_layer_norm
-            .forward(self.act.forward(self.vocab_transform.forward(hidden)))
+            .forward(self.act.forward_linear(&self.vocab_transform, hidden))
     }
 
     fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {

@@ -1,10 +1,12 @@
 //! Blocks shared by the transformer families: activations and multi-head self-attention.
 
+use burn::nn::Linear;
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
+use super::cpu;
 use crate::error::{EncoderError, Result};
 
 /// The `hidden_act` / `activation` values of Hugging Face configs.
@@ -33,6 +35,15 @@ impl Activation {
                 )));
             }
         })
+    }
+
+    /// `act(linear(x))`; on the CPU the exact GELU is fused with the bias add
+    /// ([`cpu::linear_gelu`]), everywhere else it is burn's.
+    pub(crate) fn forward_linear<const D: usize>(self, linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Gelu if cpu::on_cpu(&x) => cpu::linear_gelu(linear, x),
+            _ => self.forward(linear.forward(x)),
+        }
     }
 
     pub(crate) fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {

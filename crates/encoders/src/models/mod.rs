@@ -1,6 +1,7 @@
 //! The transformer architectures sieve runs, one file per family, and the heads each task needs.
 
 pub mod bert;
+pub(crate) mod cpu;
 pub mod distilbert;
 pub(crate) mod layers;
 

@@ -1,0 +1,239 @@
+//! sieve against sentence-transformers / PyTorch on the same inputs, in one invocation.
+//!
+//! Three workloads, each run alternately by sieve (in this process) and by sentence-transformers
+//! (a Python child, `benches/st_worker.py`, models loaded once) for several rounds; the medians
+//! and their ratio are printed. Inputs come from SciFact (`../shared/data/scifact`):
+//!
+//! - `encode`: all-MiniLM-L6-v2 on the first 20 words of documents 0..2000 (batch 32)
+//! - `predict`: sieve/stsb-minilm-l6-ce on (query i, first 30 words of document i), i < 500
+//! - `splade`: rasyosef/splade-tiny on whole SciFact documents (`SIEVE_BENCH_SPLADE_DOCS`,
+//!   default all 5,183)
+//!
+//! ```sh
+//! SIEVE_PYTHON=/path/to/venv/bin/python cargo bench --bench compare_st
+//! ```
+//! `SIEVE_PYTHON` (default `python3`) must have `sentence-transformers` installed: nothing is
+//! installed here. Without it only sieve's figures are printed. `SIEVE_BENCH_ROUNDS` (default 5)
+//! sets the rounds; `SIEVE_BENCH_ONLY=encode,predict` picks workloads.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use sieve::{CrossEncoder, EncodeOptions, PredictOptions, SentenceTransformer, SparseEncodeOptions, SparseEncoder};
+
+const BATCH_SIZE: usize = 32;
+
+fn shared() -> PathBuf {
+    std::env::var_os("SIEVE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+fn scifact(file: &str) -> Vec<serde_json::Value> {
+    let path = shared().join("data/scifact").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn first_words(text: &str, n: usize) -> String {
+    text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+}
+
+fn doc_text(doc: &serde_json::Value) -> String {
+    format!(
+        "{} {}",
+        doc["title"].as_str().unwrap_or(""),
+        doc["text"].as_str().unwrap_or("")
+    )
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// The Python side, or why it is not there.
+struct StWorker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl StWorker {
+    fn start(inputs: &std::path::Path) -> Result<Self, String> {
+        let python = std::env::var("SIEVE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/st_worker.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(inputs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {python}: {e}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+        if !line.starts_with("ready") {
+            let _ = child.wait();
+            return Err(format!(
+                "{python} could not load sentence-transformers (set SIEVE_PYTHON to a Python that has it)"
+            ));
+        }
+        eprintln!("sentence-transformers worker: {}", line.trim());
+        Ok(Self { child, stdin, stdout })
+    }
+
+    fn run(&mut self, workload: &str) -> f64 {
+        writeln!(self.stdin, "{workload}").expect("worker stdin");
+        self.stdin.flush().expect("worker stdin");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("worker stdout");
+        line.trim().parse().unwrap_or_else(|_| panic!("worker said {line:?}"))
+    }
+}
+
+impl Drop for StWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used here.
+    let rounds = env_usize("SIEVE_BENCH_ROUNDS", 5).max(1);
+    let only = std::env::var("SIEVE_BENCH_ONLY").unwrap_or_else(|_| "encode,predict,splade".into());
+    let corpus = scifact("corpus.jsonl");
+    let queries = scifact("queries.jsonl");
+    let texts: Vec<String> = corpus
+        .iter()
+        .take(2000)
+        .map(|d| first_words(&doc_text(d), 20))
+        .collect();
+    let pairs: Vec<(String, String)> = queries
+        .iter()
+        .zip(&corpus)
+        .take(500)
+        .map(|(q, d)| {
+            (
+                q["text"].as_str().unwrap_or("").to_string(),
+                first_words(&doc_text(d), 30),
+            )
+        })
+        .collect();
+    let docs: Vec<String> = corpus
+        .iter()
+        .take(env_usize("SIEVE_BENCH_SPLADE_DOCS", corpus.len()))
+        .map(doc_text)
+        .collect();
+
+    let inputs = std::env::temp_dir().join(format!("sieve-compare-st-{}.json", std::process::id()));
+    let json = serde_json::json!({"texts": texts, "pairs": pairs, "docs": docs, "batch_size": BATCH_SIZE});
+    std::fs::write(&inputs, json.to_string()).expect("write inputs");
+    let mut st = StWorker::start(&inputs)
+        .map_err(|e| eprintln!("sentence-transformers side skipped: {e}"))
+        .ok();
+
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let bi = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+        .expect("run scripts/fetch-models");
+    let ce = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce").expect("run scripts/fetch-models");
+    let splade = SparseEncoder::from_pretrained("rasyosef/splade-tiny").expect("run scripts/fetch-models");
+
+    let encode_options = EncodeOptions {
+        batch_size: BATCH_SIZE,
+        ..Default::default()
+    };
+    let predict_options = PredictOptions {
+        batch_size: BATCH_SIZE,
+        ..Default::default()
+    };
+    let splade_options = SparseEncodeOptions {
+        batch_size: BATCH_SIZE,
+        ..Default::default()
+    };
+    type Run<'a> = Box<dyn Fn() + 'a>;
+    let workloads: Vec<(&str, &str, usize, Run)> = vec![
+        (
+            "encode",
+            "texts",
+            texts.len(),
+            Box::new(|| drop(bi.encode_with(&texts, &encode_options).expect("encode"))),
+        ),
+        (
+            "predict",
+            "pairs",
+            pairs.len(),
+            Box::new(|| drop(ce.predict_with(&pairs, &predict_options).expect("predict"))),
+        ),
+        (
+            "splade",
+            "docs",
+            docs.len(),
+            Box::new(|| drop(splade.encode_with(&docs, &splade_options).expect("splade"))),
+        ),
+    ];
+
+    println!(
+        "{:<8} {:>6} {:>12} {:>12} {:>8}   (items/s, median of {rounds} rounds, batch {BATCH_SIZE})",
+        "workload", "items", "sieve", "s-t", "ratio"
+    );
+    for (name, unit, n, run) in &workloads {
+        if !only.split(',').any(|w| w.trim() == *name) {
+            continue;
+        }
+        // One untimed warm-up each, then alternate who goes first.
+        run();
+        if let Some(st) = st.as_mut() {
+            st.run(name);
+        }
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let time_ours = || {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64()
+            };
+            match st.as_mut() {
+                Some(st) if round % 2 == 1 => {
+                    theirs.push(st.run(name));
+                    ours.push(time_ours());
+                }
+                Some(st) => {
+                    ours.push(time_ours());
+                    theirs.push(st.run(name));
+                }
+                None => ours.push(time_ours()),
+            }
+        }
+        let ours = *n as f64 / median(ours);
+        match theirs.is_empty() {
+            true => println!("{name:<8} {n:>6} {ours:>10.1}/s {:>12} {:>8}   {unit}", "-", "-"),
+            false => {
+                let theirs = *n as f64 / median(theirs);
+                println!(
+                    "{name:<8} {n:>6} {ours:>10.1}/s {theirs:>10.1}/s {:>7.2}×   {unit}",
+                    ours / theirs
+                );
+            }
+        }
+    }
+    drop(st);
+    let _ = std::fs::remove_file(&inputs);
+}
