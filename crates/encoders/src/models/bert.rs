@@ -229,8 +229,7 @@ impl LmHead for BertLmHead {
             .forward(self.act.forward_linear(&self.transform_dense, hidden))
     }
 
-    /// Vocabulary logits for already transformed states `[batch, seq, hidden]`.
-    fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
-        self.decoder.forward(transformed)
+    fn decoder(&self) -> &VocabProjection {
+        &self.decoder
     }
 }

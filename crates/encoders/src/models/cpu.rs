@@ -5,6 +5,8 @@
 //! here fuses the bias add, evaluates `erfc` with a rational-exponential approximation
 //! (Numerical Recipes' `erfcc`, fractional error < 1.2e-7) and a Cephes-style `exp`, in loops
 //! the compiler vectorises (AVX-512 or AVX2 picked at run time), split over the rayon pool.
+//! SPLADE's pooling folds each slice of vocabulary logits into a running maximum in place,
+//! instead of materialising masked copies of `[batch, seq, vocab]` tensors.
 
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData};
@@ -41,6 +43,41 @@ pub(crate) fn linear_gelu<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tens
         }
     });
     Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// `max_t (x[t] · W)` over the positions where `mask` is non-zero, `[batch, seq, hidden]` →
+/// `[batch, vocab]`, multiplying `rows_per_batch` positions of every text at a time.
+pub(crate) fn masked_max_matmul(
+    x: Tensor<3>,
+    weight: &Tensor<2>,
+    mask: &Tensor<2>,
+    rows_per_batch: usize,
+) -> Tensor<2> {
+    let device = x.device();
+    let [batch, seq, hidden] = x.dims();
+    let vocab = weight.dims()[1];
+    let mask = mask
+        .clone()
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("the attention mask is f32");
+    let mut pooled = vec![f32::NEG_INFINITY; batch * vocab];
+    for start in (0..seq).step_by(rows_per_batch.max(1)) {
+        let len = rows_per_batch.min(seq - start);
+        let rows = x.clone().narrow(1, start, len).reshape([batch * len, hidden]);
+        let logits = rows
+            .matmul(weight.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("logits are f32");
+        pooled.par_chunks_mut(vocab).enumerate().for_each(|(b, out)| {
+            for t in (0..len).filter(|t| mask[b * seq + start + t] != 0.0) {
+                let row = &logits[(b * len + t) * vocab..][..vocab];
+                out.iter_mut().zip(row).for_each(|(o, &v)| *o = o.max(v));
+            }
+        });
+    }
+    Tensor::from_data(TensorData::new(pooled, [batch, vocab]), &device)
 }
 
 fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
@@ -108,12 +145,16 @@ fn erfc_abs(z: f32) -> f32 {
 fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r
         + 0.5;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // n sits in the low mantissa bits of `shifted`: reading it there keeps the loop in vector
+    // registers (a float-to-int cast is scalarised for its saturation checks).
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    e * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 #[cfg(test)]

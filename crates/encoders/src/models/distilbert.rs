@@ -182,7 +182,7 @@ impl LmHead for DistilBertLmHead {
             .forward(self.act.forward_linear(&self.vocab_transform, hidden))
     }
 
-    fn decode(&self, transformed: Tensor<3>) -> Tensor<3> {
-        self.decoder.forward(transformed)
+    fn decoder(&self) -> &VocabProjection {
+        &self.decoder
     }
 }

@@ -108,11 +108,65 @@ impl VocabProjection {
         }
     }
 
-    /// Logits `[batch, seq, vocab]` for `[batch, seq, hidden]`.
-    pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [batch, seq, hidden] = x.dims();
+    /// `max_t (x[t] · W + b)` over the unmasked positions `t`: `[batch, seq, hidden]` →
+    /// `[batch, vocab]`. The bias is added after the maximum (adding a constant commutes with
+    /// it), and the `[batch, seq, vocab]` logits are never held whole: they are produced a slice
+    /// of positions at a time and folded into a running maximum.
+    pub(crate) fn max_over_positions(&self, x: Tensor<3>, attention_mask: &Tensor<2>) -> Tensor<2> {
+        // 256 rows of a 30k vocabulary: a 31 MB slice, large for the matmul, small for the allocator.
+        const ROWS_PER_SLICE: usize = 256;
+        let batch = x.dims()[0];
         let vocab = self.bias.dims()[0];
-        let logits = x.reshape([batch * seq, hidden]).matmul(self.weight.clone());
-        (logits + self.bias.clone().reshape([1, vocab])).reshape([batch, seq, vocab])
+        let step = (ROWS_PER_SLICE / batch.max(1)).max(1);
+        let max_logits = if cpu::on_cpu(&x) {
+            cpu::masked_max_matmul(x, &self.weight, attention_mask, step)
+        } else {
+            masked_max_matmul(x, &self.weight, attention_mask, step)
+        };
+        max_logits + self.bias.clone().reshape([1, vocab])
+    }
+}
+
+/// [`cpu::masked_max_matmul`] in burn tensor operations, for the GPU backends.
+fn masked_max_matmul(x: Tensor<3>, weight: &Tensor<2>, attention_mask: &Tensor<2>, step: usize) -> Tensor<2> {
+    let [batch, seq, hidden] = x.dims();
+    let vocab = weight.dims()[1];
+    let mut running: Option<Tensor<2>> = None;
+    for start in (0..seq).step_by(step) {
+        let len = step.min(seq - start);
+        let rows = x.clone().narrow(1, start, len).reshape([batch * len, hidden]);
+        let logits = rows.matmul(weight.clone()).reshape([batch, len, vocab]);
+        // Padded positions drop to -1e30 so they never win the maximum.
+        let penalty = (attention_mask.clone().narrow(1, start, len) - 1.0).reshape([batch, len, 1]) * 1e30;
+        let slice_max = (logits + penalty).max_dim(1).reshape([batch, vocab]);
+        running = Some(match running {
+            Some(m) => m.max_pair(slice_max),
+            None => slice_max,
+        });
+    }
+    running.expect("a tokenized text has at least one token")
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, TensorData};
+
+    use super::*;
+
+    #[test]
+    fn cpu_and_tensor_masked_maxima_agree() {
+        let device = burn::tensor::Device::flex();
+        let x = Tensor::<3>::random([3, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<2>::random([8, 50], Distribution::Normal(0.0, 1.0), &device);
+        let mask: Vec<f32> = [7, 4, 1]
+            .iter()
+            .flat_map(|&n| (0..7).map(move |t| f32::from(u8::from(t < n))))
+            .collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [3, 7]), &device);
+        for step in [1, 3, 7] {
+            let fast = cpu::masked_max_matmul(x.clone(), &weight, &mask, step);
+            let plain = masked_max_matmul(x.clone(), &weight, &mask, step);
+            assert_eq!(fast.into_data(), plain.into_data(), "step {step}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
 use self::distilbert::{DistilBertClassificationHead, DistilBertConfig, DistilBertLmHead, DistilBertModel};
+use self::layers::VocabProjection;
 use crate::checkpoint::Checkpoint;
 use crate::error::{EncoderError, Result};
 
@@ -53,8 +54,8 @@ enum Head {
 pub(crate) trait LmHead {
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
     fn transform(&self, hidden: Tensor<3>) -> Tensor<3>;
-    /// `[batch, seq, hidden]` → vocabulary logits `[batch, seq, vocab]`.
-    fn decode(&self, transformed: Tensor<3>) -> Tensor<3>;
+    /// The projection of transformed states onto the vocabulary.
+    fn decoder(&self) -> &VocabProjection;
 }
 
 /// A loaded Hugging Face model: backbone plus the head of its task.
@@ -178,38 +179,25 @@ impl Model {
 
     /// SPLADE pooling `max_t log(1 + relu(logits[t]))` over unmasked tokens, `[batch, vocab]`.
     ///
-    /// The `[batch, seq, vocab]` logits are never held whole: they are produced a slice of
-    /// positions at a time and folded into a running maximum.
+    /// `log(1 + relu(·))` is monotone, so it commutes with the maximum: the logits are reduced
+    /// over positions first and transformed once per vocabulary entry, not once per token, and
+    /// the result is the same to the bit.
     pub(crate) fn splade(
         &self,
         input_ids: Tensor<2, Int>,
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
-        const ROWS_PER_SLICE: usize = 2048;
         let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
-        let [batch, seq, _] = hidden.dims();
         let head: &dyn LmHead = match &self.head {
             Head::BertLm(h) => h,
             Head::DistilBertLm(h) => h,
             _ => unreachable!("splade() is only called on models loaded for MaskedLm"),
         };
-        let transformed = head.transform(hidden);
-        let step = (ROWS_PER_SLICE / batch.max(1)).max(1);
-        let mut pooled: Option<Tensor<2>> = None;
-        for start in (0..seq).step_by(step) {
-            let len = step.min(seq - start);
-            let logits = head.decode(transformed.clone().narrow(1, start, len));
-            let vocab = logits.dims()[2];
-            let mask = attention_mask.clone().narrow(1, start, len).reshape([batch, len, 1]);
-            let weights = activation::relu(logits).log1p() * mask;
-            let slice_max = weights.max_dim(1).reshape([batch, vocab]);
-            pooled = Some(match pooled {
-                Some(p) => p.max_pair(slice_max),
-                None => slice_max,
-            });
-        }
-        pooled.expect("a tokenized text has at least one token")
+        let max_logits = head
+            .decoder()
+            .max_over_positions(head.transform(hidden), attention_mask);
+        activation::relu(max_logits).log1p()
     }
 }
 
