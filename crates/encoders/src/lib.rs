@@ -6,6 +6,7 @@
 //! - [`SentenceTransformer`] — text → dense embedding, [`similarity`](SentenceTransformer::similarity).
 //! - [`CrossEncoder`] — (query, text) → score, [`rank`](CrossEncoder::rank).
 //! - [`SparseEncoder`] — text → SPLADE sparse vector over the vocabulary.
+//! - [`quantization`] — `quantize_embeddings` to int8 / uint8 / binary, Hamming and int8 dot.
 //!
 //! Models load by hub id through the local Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`,
 //! `HF_HUB_OFFLINE` are honoured) or from a folder, reading the sentence-transformers files
