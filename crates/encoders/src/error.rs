@@ -102,6 +102,29 @@ pub enum EncoderError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// Two vectors or matrices that must have the same width do not (quantization ranges and
+    /// embeddings, two quantized rows).
+    #[error("dimension mismatch: expected {expected}, got {got}")]
+    DimensionMismatch {
+        /// The width required.
+        expected: usize,
+        /// The width given.
+        got: usize,
+    },
+
+    /// `int8` / `uint8` quantization ranges cannot come from so few embeddings: pass
+    /// calibration embeddings (a representative sample, e.g. the corpus) or saved `Int8Ranges`.
+    #[error(
+        "int8/uint8 quantization ranges need at least {needed} calibration embedding(s), got {rows}: \
+         pass calibration embeddings (e.g. a sample of the corpus) or saved Int8Ranges"
+    )]
+    NotEnoughCalibration {
+        /// Embeddings the ranges would have been computed from.
+        rows: usize,
+        /// The least that works: 1 for explicit calibration, 2 for the embeddings themselves.
+        needed: usize,
+    },
+
     /// The backend failed while computing or reading back a tensor.
     #[error("backend error: {0}")]
     Backend(String),

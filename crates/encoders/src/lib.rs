@@ -6,6 +6,7 @@
 //! - [`SentenceTransformer`] — text → dense embedding, [`similarity`](SentenceTransformer::similarity).
 //! - [`CrossEncoder`] — (query, text) → score, [`rank`](CrossEncoder::rank).
 //! - [`SparseEncoder`] — text → SPLADE sparse vector over the vocabulary.
+//! - [`quantization`] — `quantize_embeddings` to int8 / uint8 / binary, Hamming and int8 dot.
 //!
 //! Models load by hub id through the local Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`,
 //! `HF_HUB_OFFLINE` are honoured) or from a folder, reading the sentence-transformers files
@@ -33,6 +34,7 @@ mod error;
 pub mod hub;
 pub mod models;
 mod pooling;
+pub mod quantization;
 mod sentence_transformer;
 mod similarity;
 mod sparse_encoder;
@@ -45,6 +47,7 @@ pub use device::Device;
 pub use embeddings::{Embeddings, SparseEmbeddings, SparseVector, Sparsity};
 pub use error::{EncoderError, Result};
 pub use hub::ModelFiles;
+pub use quantization::{Precision, QuantizedEmbeddings};
 pub use sentence_transformer::{EncodeOptions, LoadOptions, SentenceTransformer};
 pub use similarity::SimilarityFn;
 pub use sparse_encoder::{SparseEncodeOptions, SparseEncoder};

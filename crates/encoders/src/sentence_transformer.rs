@@ -11,6 +11,7 @@ use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::Task;
 use crate::pooling::{normalize, pool};
+use crate::quantization::{Precision, QuantizedEmbeddings, quantize_embeddings};
 use crate::similarity::SimilarityFn;
 use crate::tokenizer::Tokenizer;
 use crate::transformer::{Transformer, to_vec};
@@ -28,6 +29,10 @@ pub struct EncodeOptions {
     pub prompt: Option<String>,
     /// Draw a progress bar on stderr.
     pub show_progress_bar: bool,
+    /// Output precision (default float32). Anything else needs
+    /// [`SentenceTransformer::encode_quantized`], which returns integers;
+    /// [`encode_with`](SentenceTransformer::encode_with) refuses it rather than ignore it.
+    pub precision: Precision,
 }
 
 impl Default for EncodeOptions {
@@ -38,6 +43,7 @@ impl Default for EncodeOptions {
             prompt_name: None,
             prompt: None,
             show_progress_bar: false,
+            precision: Precision::Float32,
         }
     }
 }
@@ -147,8 +153,41 @@ impl SentenceTransformer {
         }
     }
 
-    /// Encodes `texts` with explicit options.
+    /// Encodes `texts` with explicit options (`precision` must be float32: see
+    /// [`encode_quantized`](Self::encode_quantized)).
     pub fn encode_with(&self, texts: &[&str], options: &EncodeOptions) -> Result<Embeddings> {
+        if options.precision != Precision::Float32 {
+            return Err(EncoderError::InvalidArgument(format!(
+                "precision {} gives integer embeddings: call encode_quantized",
+                options.precision
+            )));
+        }
+        self.encode_float(texts, options)
+    }
+
+    /// `encode(texts, precision=...)`: encodes, then quantizes to `options.precision` as
+    /// [`quantize_embeddings`] does with no calibration — `int8` / `uint8` ranges come from these
+    /// embeddings themselves (at least two texts), as in Python. To give queries and documents
+    /// the same buckets, encode in float32 and quantize both with one
+    /// [`Int8Ranges`](crate::quantization::Int8Ranges) instead.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{EncodeOptions, Precision, SentenceTransformer};
+    /// use sieve_encoders::quantization::hamming_distance;
+    ///
+    /// let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+    /// let options = EncodeOptions { precision: Precision::Ubinary, ..Default::default() };
+    /// let bits = model.encode_quantized(&["The weather is lovely today.", "It's so sunny outside!"], &options)?;
+    /// assert_eq!(bits.shape(), [2, 48]); // 384 dimensions in 48 bytes
+    /// let distance = hamming_distance(bits.row_bytes(0).unwrap(), bits.row_bytes(1).unwrap())?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn encode_quantized(&self, texts: &[&str], options: &EncodeOptions) -> Result<QuantizedEmbeddings> {
+        let embeddings = self.encode_float(texts, options)?;
+        quantize_embeddings(&embeddings, options.precision, None)
+    }
+
+    fn encode_float(&self, texts: &[&str], options: &EncodeOptions) -> Result<Embeddings> {
         let prompt = self.resolve_prompt(options)?;
         let texts: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
         // Tokens the prompt adds (its own tokens less the closing special token), cleared from
