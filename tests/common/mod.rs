@@ -15,9 +15,20 @@ pub fn shared() -> PathBuf {
 }
 
 pub fn golden(relative: &str) -> Value {
-    let path = shared().join(relative);
+    read_golden(&shared().join(relative))
+}
+
+/// A fixture committed with the tests, `tests/fixtures/NAME` (made by the scripts there).
+pub fn repo_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn read_golden(path: &std::path::Path) -> Value {
     let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden file {} is not JSON: {e}", path.display()))
 }
 

@@ -28,7 +28,7 @@ pub(crate) struct KeyRules {
 
 /// The single mapping table between checkpoints and models.
 pub(crate) const KEY_RULES: KeyRules = KeyRules {
-    prefixes: &["", "bert.", "distilbert.", "roberta.", "model."],
+    prefixes: &["", "bert.", "distilbert.", "roberta.", "mpnet.", "model."],
     renames: &[
         // TensorFlow-era BERT checkpoints name LayerNorm parameters gamma/beta.
         ("LayerNorm.weight", "LayerNorm.gamma"),
@@ -40,6 +40,9 @@ pub(crate) const KEY_RULES: KeyRules = KeyRules {
         ("cls.predictions.decoder.bias", "cls.predictions.bias"),
         // DistilBertForMaskedLM: same tie under other names.
         ("vocab_projector.weight", "embeddings.word_embeddings.weight"),
+        // RobertaForMaskedLM, XLMRobertaForMaskedLM, MPNetForMaskedLM.
+        ("lm_head.decoder.weight", "embeddings.word_embeddings.weight"),
+        ("lm_head.decoder.bias", "lm_head.bias"),
     ],
 };
 
@@ -196,5 +199,14 @@ mod tests {
         assert!(c.contains(&"bert.embeddings.LayerNorm.gamma".to_string()));
         let c = KEY_RULES.candidates("cls.predictions.decoder.weight");
         assert!(c.contains(&"bert.embeddings.word_embeddings.weight".to_string()));
+        // RoBERTa / XLM-R / MPNet masked-LM heads: decoder tied, bias one level up.
+        let c = KEY_RULES.candidates("lm_head.decoder.weight");
+        assert!(c.contains(&"roberta.embeddings.word_embeddings.weight".to_string()));
+        assert!(c.contains(&"mpnet.embeddings.word_embeddings.weight".to_string()));
+        assert!(
+            KEY_RULES
+                .candidates("lm_head.decoder.bias")
+                .contains(&"lm_head.bias".to_string())
+        );
     }
 }

@@ -42,13 +42,13 @@ pub struct BertConfig {
     pub position_embedding_type: Option<String>,
 }
 
-fn default_hidden_act() -> String {
+pub(crate) fn default_hidden_act() -> String {
     "gelu".into()
 }
 fn default_type_vocab_size() -> usize {
     2
 }
-fn default_layer_norm_eps() -> f64 {
+pub(crate) fn default_layer_norm_eps() -> f64 {
     1e-12
 }
 
@@ -75,20 +75,56 @@ impl BertEmbeddings {
         })
     }
 
-    fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>) -> Tensor<3> {
+    /// `position_ids` `[batch, seq]`, or `None` for `0..seq`.
+    fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        position_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
-        let device = input_ids.device();
-        let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let positions = self.position_embeddings.forward(position_ids);
-        let embeddings = self.word_embeddings.forward(input_ids)
-            + self.token_type_embeddings.forward(token_type_ids)
-            + positions.expand([batch, seq, self.word_embeddings.weight.dims()[1]]);
+        let positions = match position_ids {
+            Some(ids) => self.position_embeddings.forward(ids),
+            None => {
+                let device = input_ids.device();
+                let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+                let positions = self.position_embeddings.forward(position_ids);
+                positions.expand([batch, seq, self.word_embeddings.weight.dims()[1]])
+            }
+        };
+        let embeddings =
+            self.word_embeddings.forward(input_ids) + self.token_type_embeddings.forward(token_type_ids) + positions;
         self.layer_norm.forward(embeddings)
     }
 }
 
+/// Where a `BertLayer`'s blocks sit in a checkpoint, relative to the layer; RoBERTa uses BERT's
+/// names, MPNet stores the same blocks under its own.
+pub(crate) struct LayerKeys {
+    pub(crate) query: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) value: &'static str,
+    pub(crate) attention_output_dense: &'static str,
+    pub(crate) attention_output_layer_norm: &'static str,
+    pub(crate) intermediate_dense: &'static str,
+    pub(crate) output_dense: &'static str,
+    pub(crate) output_layer_norm: &'static str,
+}
+
+/// BERT's (and RoBERTa's) names for the blocks of `encoder.layer.{i}`.
+pub(crate) const BERT_LAYER_KEYS: LayerKeys = LayerKeys {
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attention_output_dense: "attention.output.dense",
+    attention_output_layer_norm: "attention.output.LayerNorm",
+    intermediate_dense: "intermediate.dense",
+    output_dense: "output.dense",
+    output_layer_norm: "output.LayerNorm",
+};
+
 /// `BertLayer`: `BertAttention` (self-attention + `BertSelfOutput`), `BertIntermediate`, `BertOutput`.
-struct BertLayer {
+pub(crate) struct BertLayer {
     query: Linear,
     key: Linear,
     value: Linear,
@@ -100,28 +136,42 @@ struct BertLayer {
 }
 
 impl BertLayer {
-    fn load(ckpt: &Checkpoint, c: &BertConfig, i: usize) -> Result<Self> {
-        let p = format!("encoder.layer.{i}");
-        let (h, m, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+    /// Layer `i` of `encoder.layer`, hidden width `h`, feed-forward width `m`.
+    pub(crate) fn load(ckpt: &Checkpoint, keys: &LayerKeys, i: usize, h: usize, m: usize, eps: f64) -> Result<Self> {
+        let k = |name: &str| format!("encoder.layer.{i}.{name}");
         Ok(Self {
-            query: ckpt.linear(&format!("{p}.attention.self.query"), h, h)?,
-            key: ckpt.linear(&format!("{p}.attention.self.key"), h, h)?,
-            value: ckpt.linear(&format!("{p}.attention.self.value"), h, h)?,
-            attention_output_dense: ckpt.linear(&format!("{p}.attention.output.dense"), h, h)?,
-            attention_output_layer_norm: ckpt.layer_norm(&format!("{p}.attention.output.LayerNorm"), h, eps)?,
-            intermediate_dense: ckpt.linear(&format!("{p}.intermediate.dense"), h, m)?,
-            output_dense: ckpt.linear(&format!("{p}.output.dense"), m, h)?,
-            output_layer_norm: ckpt.layer_norm(&format!("{p}.output.LayerNorm"), h, eps)?,
+            query: ckpt.linear(&k(keys.query), h, h)?,
+            key: ckpt.linear(&k(keys.key), h, h)?,
+            value: ckpt.linear(&k(keys.value), h, h)?,
+            attention_output_dense: ckpt.linear(&k(keys.attention_output_dense), h, h)?,
+            attention_output_layer_norm: ckpt.layer_norm(&k(keys.attention_output_layer_norm), h, eps)?,
+            intermediate_dense: ckpt.linear(&k(keys.intermediate_dense), h, m)?,
+            output_dense: ckpt.linear(&k(keys.output_dense), m, h)?,
+            output_layer_norm: ckpt.layer_norm(&k(keys.output_layer_norm), h, eps)?,
         })
     }
 
-    fn forward(&self, x: Tensor<3>, mask: &Tensor<4, burn::tensor::Bool>, heads: usize, act: Activation) -> Tensor<3> {
-        let context = multi_head_attention(
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: &Tensor<4, burn::tensor::Bool>,
+        heads: usize,
+        act: Activation,
+    ) -> Tensor<3> {
+        self.forward_with(x, act, |q, k, v| multi_head_attention(q, k, v, mask, heads))
+    }
+
+    /// The layer with `attend(query, key, value)` as its attention (MPNet adds a position bias).
+    pub(crate) fn forward_with(
+        &self,
+        x: Tensor<3>,
+        act: Activation,
+        attend: impl FnOnce(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let context = attend(
             self.query.forward(x.clone()),
             self.key.forward(x.clone()),
             self.value.forward(x.clone()),
-            mask,
-            heads,
         );
         let attended = self
             .attention_output_layer_norm
@@ -147,8 +197,9 @@ impl BertModel {
                 "position_embedding_type `{kind}` is not supported (only `absolute`)"
             )));
         }
+        let (h, m, eps) = (config.hidden_size, config.intermediate_size, config.layer_norm_eps);
         let layers = (0..config.num_hidden_layers)
-            .map(|i| BertLayer::load(ckpt, &config, i))
+            .map(|i| BertLayer::load(ckpt, &BERT_LAYER_KEYS, i, h, m, eps))
             .collect::<Result<_>>()?;
         Ok(Self {
             embeddings: BertEmbeddings::load(ckpt, &config)?,
@@ -165,9 +216,21 @@ impl BertModel {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<3> {
+        self.forward_at(input_ids, token_type_ids, None, attention_mask)
+    }
+
+    /// [`forward`](Self::forward) with explicit `position_ids` `[batch, seq]` (RoBERTa numbers
+    /// positions from `padding_idx + 1`); `None` is `0..seq`.
+    pub(crate) fn forward_at(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        position_ids: Option<Tensor<2, Int>>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<3> {
         let heads = self.config.num_attention_heads;
         let mask = padding_mask(attention_mask, heads);
-        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        let mut x = self.embeddings.forward(input_ids, token_type_ids, position_ids);
         for layer in &self.layers {
             x = layer.forward(x, &mask, heads, self.act);
         }
@@ -183,9 +246,20 @@ pub(crate) struct BertClassificationHead {
 
 impl BertClassificationHead {
     pub(crate) fn load(ckpt: &Checkpoint, c: &BertConfig, num_labels: usize) -> Result<Self> {
+        Self::load_named(ckpt, "pooler.dense", "classifier", c.hidden_size, num_labels)
+    }
+
+    /// The same dense → tanh → linear on the first token, stored as `{pooler}` and `{classifier}`.
+    pub(crate) fn load_named(
+        ckpt: &Checkpoint,
+        pooler: &str,
+        classifier: &str,
+        hidden: usize,
+        num_labels: usize,
+    ) -> Result<Self> {
         Ok(Self {
-            pooler: ckpt.linear("pooler.dense", c.hidden_size, c.hidden_size)?,
-            classifier: ckpt.linear("classifier", c.hidden_size, num_labels)?,
+            pooler: ckpt.linear(pooler, hidden, hidden)?,
+            classifier: ckpt.linear(classifier, hidden, num_labels)?,
         })
     }
 
@@ -206,19 +280,49 @@ pub(crate) struct BertLmHead {
     decoder: VocabProjection,
 }
 
+/// Where an LM head's blocks sit in a checkpoint.
+pub(crate) struct LmHeadKeys {
+    pub(crate) dense: &'static str,
+    pub(crate) layer_norm: &'static str,
+    /// `{decoder}.weight` (usually tied to the word embeddings) and `{decoder}.bias`.
+    pub(crate) decoder: &'static str,
+}
+
+const BERT_LM_HEAD_KEYS: LmHeadKeys = LmHeadKeys {
+    dense: "cls.predictions.transform.dense",
+    layer_norm: "cls.predictions.transform.LayerNorm",
+    decoder: "cls.predictions.decoder",
+};
+
 impl BertLmHead {
     pub(crate) fn load(ckpt: &Checkpoint, c: &BertConfig) -> Result<Self> {
+        let act = Activation::from_config(&c.hidden_act)?;
+        Self::load_named(
+            ckpt,
+            &BERT_LM_HEAD_KEYS,
+            c.vocab_size,
+            c.hidden_size,
+            c.layer_norm_eps,
+            act,
+        )
+    }
+
+    /// The same dense → `act` → LayerNorm → decoder, stored under `keys`.
+    pub(crate) fn load_named(
+        ckpt: &Checkpoint,
+        keys: &LmHeadKeys,
+        vocab: usize,
+        hidden: usize,
+        eps: f64,
+        act: Activation,
+    ) -> Result<Self> {
         // Tied to the word embeddings in most checkpoints; KEY_RULES knows where to look.
-        let decoder = ckpt.tensor2("cls.predictions.decoder.weight", [c.vocab_size, c.hidden_size])?;
+        let decoder = ckpt.tensor2(&format!("{}.weight", keys.decoder), [vocab, hidden])?;
         Ok(Self {
-            transform_dense: ckpt.linear("cls.predictions.transform.dense", c.hidden_size, c.hidden_size)?,
-            transform_layer_norm: ckpt.layer_norm(
-                "cls.predictions.transform.LayerNorm",
-                c.hidden_size,
-                c.layer_norm_eps,
-            )?,
-            act: Activation::from_config(&c.hidden_act)?,
-            decoder: VocabProjection::new(decoder, ckpt.tensor1("cls.predictions.decoder.bias", c.vocab_size)?),
+            transform_dense: ckpt.linear(keys.dense, hidden, hidden)?,
+            transform_layer_norm: ckpt.layer_norm(keys.layer_norm, hidden, eps)?,
+            act,
+            decoder: VocabProjection::new(decoder, ckpt.tensor1(&format!("{}.bias", keys.decoder), vocab)?),
         })
     }
 }

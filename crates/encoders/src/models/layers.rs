@@ -90,6 +90,30 @@ pub(crate) fn multi_head_attention(
     context.swap_dims(1, 2).reshape([batch, seq, hidden])
 }
 
+/// [`multi_head_attention`] with an additive bias on the scores, softmax(Q Kᵀ / √d + bias + mask) V,
+/// as in `MPNetSelfAttention.forward`. `bias` is `[batch, heads, seq, seq]`.
+pub(crate) fn biased_multi_head_attention(
+    query: Tensor<3>,
+    key: Tensor<3>,
+    value: Tensor<3>,
+    mask: &Tensor<4, Bool>,
+    bias: &Tensor<4>,
+    num_heads: usize,
+) -> Tensor<3> {
+    let [batch, seq, hidden] = query.dims();
+    let heads = |x: Tensor<3>| x.reshape([batch, seq, num_heads, hidden / num_heads]).swap_dims(1, 2);
+    attention(
+        heads(query),
+        heads(key),
+        heads(value),
+        Some(mask.clone()),
+        Some(bias.clone()),
+        AttentionModuleOptions::default(),
+    )
+    .swap_dims(1, 2)
+    .reshape([batch, seq, hidden])
+}
+
 /// The vocabulary projection of a masked-LM head: `x · Eᵀ + b`, with `E` usually the word
 /// embeddings (tied weights).
 pub(crate) struct VocabProjection {

@@ -4,6 +4,8 @@ pub mod bert;
 pub(crate) mod cpu;
 pub mod distilbert;
 pub(crate) mod layers;
+pub mod mpnet;
+pub mod roberta;
 
 use std::path::Path;
 
@@ -13,6 +15,8 @@ use serde_json::Value;
 use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
 use self::distilbert::{DistilBertClassificationHead, DistilBertConfig, DistilBertLmHead, DistilBertModel};
 use self::layers::VocabProjection;
+use self::mpnet::{MPNetConfig, MPNetModel};
+use self::roberta::{RobertaConfig, RobertaModel};
 use crate::checkpoint::Checkpoint;
 use crate::error::{EncoderError, Result};
 
@@ -24,6 +28,15 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "DistilBertModel",
     "DistilBertForSequenceClassification",
     "DistilBertForMaskedLM",
+    "RobertaModel",
+    "RobertaForSequenceClassification",
+    "RobertaForMaskedLM",
+    "XLMRobertaModel",
+    "XLMRobertaForSequenceClassification",
+    "XLMRobertaForMaskedLM",
+    "MPNetModel",
+    "MPNetForSequenceClassification",
+    "MPNetForMaskedLM",
 ];
 
 /// What the model is run for; decides which head is loaded.
@@ -40,8 +53,13 @@ pub(crate) enum Task {
 enum Backbone {
     Bert(BertModel),
     DistilBert(DistilBertModel),
+    /// RoBERTa and XLM-RoBERTa.
+    Roberta(RobertaModel),
+    MPNet(MPNetModel),
 }
 
+/// RoBERTa, XLM-R and MPNet heads do BERT's arithmetic under other names, so they load into the
+/// BERT variants.
 enum Head {
     None,
     BertClassifier(BertClassificationHead),
@@ -76,13 +94,28 @@ fn family(config: &Value) -> Result<&'static str> {
     match (architecture, model_type) {
         (Some(a), _) if a.starts_with("DistilBert") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("distilbert"),
         (Some(a), _) if a.starts_with("Bert") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("bert"),
+        (Some(a), _) if a.contains("Roberta") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("roberta"),
+        (Some(a), _) if a.starts_with("MPNet") && SUPPORTED_ARCHITECTURES.contains(&a) => Ok("mpnet"),
         (None, Some("bert")) => Ok("bert"),
         (None, Some("distilbert")) => Ok("distilbert"),
+        (None, Some("roberta" | "xlm-roberta")) => Ok("roberta"),
+        (None, Some("mpnet")) => Ok("mpnet"),
         (found, model_type) => Err(EncoderError::UnsupportedArchitecture {
             found: found.or(model_type).unwrap_or("<none given>").to_string(),
             supported: SUPPORTED_ARCHITECTURES.to_vec(),
         }),
     }
+}
+
+/// The head `task` needs on a RoBERTa, XLM-R or MPNet backbone (they share their heads).
+fn roberta_style_head(ckpt: &Checkpoint, task: Task, vocab: usize, hidden: usize, eps: f64) -> Result<Head> {
+    Ok(match task {
+        Task::FeatureExtraction => Head::None,
+        Task::SequenceClassification { num_labels } => {
+            Head::BertClassifier(roberta::classification_head(ckpt, hidden, num_labels)?)
+        }
+        Task::MaskedLm => Head::BertLm(roberta::lm_head(ckpt, vocab, hidden, eps)?),
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(config: &Value, path: &Path) -> Result<T> {
@@ -119,6 +152,30 @@ impl Model {
                     head,
                     hidden_size,
                     max_position_embeddings,
+                }
+            }
+            "roberta" => {
+                let c: RobertaConfig = parse(config, config_path)?;
+                let head = roberta_style_head(&ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
+                let hidden_size = c.hidden_size;
+                let model = RobertaModel::load(&ckpt, c)?;
+                Self {
+                    max_position_embeddings: model.max_positions(),
+                    backbone: Backbone::Roberta(model),
+                    head,
+                    hidden_size,
+                }
+            }
+            "mpnet" => {
+                let c: MPNetConfig = parse(config, config_path)?;
+                let head = roberta_style_head(&ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
+                let hidden_size = c.hidden_size;
+                let model = MPNetModel::load(&ckpt, c)?;
+                Self {
+                    max_position_embeddings: model.max_positions(),
+                    backbone: Backbone::MPNet(model),
+                    head,
+                    hidden_size,
                 }
             }
             _ => {
@@ -159,6 +216,9 @@ impl Model {
         match &self.backbone {
             Backbone::Bert(m) => m.forward(input_ids, token_type_ids, attention_mask),
             Backbone::DistilBert(m) => m.forward(input_ids, attention_mask),
+            // Neither takes segment ids (their tokenizers return none).
+            Backbone::Roberta(m) => m.forward(input_ids, attention_mask),
+            Backbone::MPNet(m) => m.forward(input_ids, attention_mask),
         }
     }
 
@@ -210,5 +270,28 @@ mod tests {
         let config: Value = serde_json::json!({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"});
         let err = family(&config).unwrap_err().to_string();
         assert!(err.contains("GPT2LMHeadModel") && err.contains("BertModel"), "{err}");
+    }
+
+    #[test]
+    fn roberta_xlmr_and_mpnet_by_architecture_or_model_type() {
+        let cases = [
+            (
+                serde_json::json!({"architectures": ["RobertaForSequenceClassification"]}),
+                "roberta",
+            ),
+            (
+                serde_json::json!({"architectures": ["XLMRobertaForMaskedLM"]}),
+                "roberta",
+            ),
+            (serde_json::json!({"architectures": ["MPNetModel"]}), "mpnet"),
+            (serde_json::json!({"model_type": "xlm-roberta"}), "roberta"),
+            (serde_json::json!({"model_type": "roberta"}), "roberta"),
+            (serde_json::json!({"model_type": "mpnet"}), "mpnet"),
+        ];
+        for (config, want) in cases {
+            assert_eq!(family(&config).unwrap(), want, "{config}");
+        }
+        let config = serde_json::json!({"architectures": ["RobertaForCausalLM"]});
+        assert!(family(&config).is_err());
     }
 }
