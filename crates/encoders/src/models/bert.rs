@@ -101,6 +101,8 @@ impl BertEmbeddings {
 /// Where a `BertLayer`'s blocks sit in a checkpoint, relative to the layer; RoBERTa uses BERT's
 /// names, MPNet stores the same blocks under its own.
 pub(crate) struct LayerKeys {
+    /// The list of layers: `{layers}.{i}.{block}`.
+    pub(crate) layers: &'static str,
     pub(crate) query: &'static str,
     pub(crate) key: &'static str,
     pub(crate) value: &'static str,
@@ -113,6 +115,7 @@ pub(crate) struct LayerKeys {
 
 /// BERT's (and RoBERTa's) names for the blocks of `encoder.layer.{i}`.
 pub(crate) const BERT_LAYER_KEYS: LayerKeys = LayerKeys {
+    layers: "encoder.layer",
     query: "attention.self.query",
     key: "attention.self.key",
     value: "attention.self.value",
@@ -136,9 +139,9 @@ pub(crate) struct BertLayer {
 }
 
 impl BertLayer {
-    /// Layer `i` of `encoder.layer`, hidden width `h`, feed-forward width `m`.
+    /// Layer `i` of `keys.layers`, hidden width `h`, feed-forward width `m`.
     pub(crate) fn load(ckpt: &Checkpoint, keys: &LayerKeys, i: usize, h: usize, m: usize, eps: f64) -> Result<Self> {
-        let k = |name: &str| format!("encoder.layer.{i}.{name}");
+        let k = |name: &str| format!("{}.{i}.{name}", keys.layers);
         Ok(Self {
             query: ckpt.linear(&k(keys.query), h, h)?,
             key: ckpt.linear(&k(keys.key), h, h)?,
@@ -151,14 +154,29 @@ impl BertLayer {
         })
     }
 
+    /// The layer over every position, or with `first_only` its output at the first position
+    /// alone, `[batch, 1, hidden]`: all a classification head reads from the last layer, for
+    /// about a sixth of the layer's work (keys and values still cover every position).
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         mask: &Tensor<4, burn::tensor::Bool>,
         heads: usize,
         act: Activation,
+        first_only: bool,
     ) -> Tensor<3> {
-        self.forward_with(x, act, |q, k, v| multi_head_attention(q, k, v, mask, heads))
+        let (query, mask) = match first_only {
+            true => (x.clone().narrow(1, 0, 1), mask.clone().narrow(2, 0, 1)),
+            false => (x.clone(), mask.clone()),
+        };
+        let context = multi_head_attention(
+            self.query.forward(query.clone()),
+            self.key.forward(x.clone()),
+            self.value.forward(x),
+            &mask,
+            heads,
+        );
+        self.output(context, query, act)
     }
 
     /// The layer with `attend(query, key, value)` as its attention (MPNet adds a position bias).
@@ -173,9 +191,14 @@ impl BertLayer {
             self.key.forward(x.clone()),
             self.value.forward(x.clone()),
         );
+        self.output(context, x, act)
+    }
+
+    /// `BertSelfOutput`, `BertIntermediate` and `BertOutput` after the attention.
+    fn output(&self, context: Tensor<3>, residual: Tensor<3>, act: Activation) -> Tensor<3> {
         let attended = self
             .attention_output_layer_norm
-            .forward(self.attention_output_dense.forward(context) + x);
+            .forward(self.attention_output_dense.forward(context) + residual);
         let intermediate = act.forward_linear(&self.intermediate_dense, attended.clone());
         self.output_layer_norm
             .forward(self.output_dense.forward(intermediate) + attended)
@@ -209,30 +232,23 @@ impl BertModel {
         })
     }
 
-    /// Last hidden state `[batch, seq, hidden]`.
-    pub(crate) fn forward(
-        &self,
-        input_ids: Tensor<2, Int>,
-        token_type_ids: Tensor<2, Int>,
-        attention_mask: &Tensor<2>,
-    ) -> Tensor<3> {
-        self.forward_at(input_ids, token_type_ids, None, attention_mask)
-    }
-
-    /// [`forward`](Self::forward) with explicit `position_ids` `[batch, seq]` (RoBERTa numbers
-    /// positions from `padding_idx + 1`); `None` is `0..seq`.
+    /// Last hidden state `[batch, seq, hidden]`, for `position_ids` `[batch, seq]` (RoBERTa
+    /// numbers positions from `padding_idx + 1`; `None` is `0..seq`). With `first_only` the last layer
+    /// computes the first position alone, `[batch, 1, hidden]`.
     pub(crate) fn forward_at(
         &self,
         input_ids: Tensor<2, Int>,
         token_type_ids: Tensor<2, Int>,
         position_ids: Option<Tensor<2, Int>>,
         attention_mask: &Tensor<2>,
+        first_only: bool,
     ) -> Tensor<3> {
         let heads = self.config.num_attention_heads;
         let mask = padding_mask(attention_mask, heads);
         let mut x = self.embeddings.forward(input_ids, token_type_ids, position_ids);
-        for layer in &self.layers {
-            x = layer.forward(x, &mask, heads, self.act);
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x, &mask, heads, self.act, first_only && i == last);
         }
         x
     }

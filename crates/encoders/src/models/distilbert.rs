@@ -2,11 +2,12 @@
 //! as in `transformers/models/distilbert/modeling_distilbert.py`.
 
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::{Bool, Int, Tensor, activation};
+use burn::tensor::{Int, Tensor, activation};
 use serde::Deserialize;
 
 use super::LmHead;
-use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
+use super::bert::{BertLayer, LayerKeys};
+use super::layers::{Activation, VocabProjection, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 
@@ -40,47 +41,19 @@ fn default_activation() -> String {
     "gelu".into()
 }
 
-/// `TransformerBlock`: `MultiHeadSelfAttention`, `sa_layer_norm`, `FFN`, `output_layer_norm`.
-struct TransformerBlock {
-    q_lin: Linear,
-    k_lin: Linear,
-    v_lin: Linear,
-    out_lin: Linear,
-    sa_layer_norm: LayerNorm,
-    lin1: Linear,
-    lin2: Linear,
-    output_layer_norm: LayerNorm,
-}
-
-impl TransformerBlock {
-    fn load(ckpt: &Checkpoint, c: &DistilBertConfig, i: usize) -> Result<Self> {
-        let p = format!("transformer.layer.{i}");
-        let (d, m) = (c.dim, c.hidden_dim);
-        Ok(Self {
-            q_lin: ckpt.linear(&format!("{p}.attention.q_lin"), d, d)?,
-            k_lin: ckpt.linear(&format!("{p}.attention.k_lin"), d, d)?,
-            v_lin: ckpt.linear(&format!("{p}.attention.v_lin"), d, d)?,
-            out_lin: ckpt.linear(&format!("{p}.attention.out_lin"), d, d)?,
-            sa_layer_norm: ckpt.layer_norm(&format!("{p}.sa_layer_norm"), d, LAYER_NORM_EPS)?,
-            lin1: ckpt.linear(&format!("{p}.ffn.lin1"), d, m)?,
-            lin2: ckpt.linear(&format!("{p}.ffn.lin2"), m, d)?,
-            output_layer_norm: ckpt.layer_norm(&format!("{p}.output_layer_norm"), d, LAYER_NORM_EPS)?,
-        })
-    }
-
-    fn forward(&self, x: Tensor<3>, mask: &Tensor<4, Bool>, heads: usize, act: Activation) -> Tensor<3> {
-        let context = multi_head_attention(
-            self.q_lin.forward(x.clone()),
-            self.k_lin.forward(x.clone()),
-            self.v_lin.forward(x.clone()),
-            mask,
-            heads,
-        );
-        let sa = self.sa_layer_norm.forward(self.out_lin.forward(context) + x);
-        let ffn = self.lin2.forward(act.forward_linear(&self.lin1, sa.clone()));
-        self.output_layer_norm.forward(ffn + sa)
-    }
-}
+/// `TransformerBlock` (`MultiHeadSelfAttention`, `sa_layer_norm`, `FFN`, `output_layer_norm`) is
+/// `BertLayer`'s arithmetic under other names.
+const DISTILBERT_LAYER_KEYS: LayerKeys = LayerKeys {
+    layers: "transformer.layer",
+    query: "attention.q_lin",
+    key: "attention.k_lin",
+    value: "attention.v_lin",
+    attention_output_dense: "attention.out_lin",
+    attention_output_layer_norm: "sa_layer_norm",
+    intermediate_dense: "ffn.lin1",
+    output_dense: "ffn.lin2",
+    output_layer_norm: "output_layer_norm",
+};
 
 /// `DistilBertModel`: token embeddings out. DistilBERT has no token types.
 pub(crate) struct DistilBertModel {
@@ -88,7 +61,7 @@ pub(crate) struct DistilBertModel {
     word_embeddings: Embedding,
     position_embeddings: Embedding,
     embeddings_layer_norm: LayerNorm,
-    layers: Vec<TransformerBlock>,
+    layers: Vec<BertLayer>,
     act: Activation,
 }
 
@@ -96,7 +69,7 @@ impl DistilBertModel {
     pub(crate) fn load(ckpt: &Checkpoint, config: DistilBertConfig) -> Result<Self> {
         let d = config.dim;
         let layers = (0..config.n_layers)
-            .map(|i| TransformerBlock::load(ckpt, &config, i))
+            .map(|i| BertLayer::load(ckpt, &DISTILBERT_LAYER_KEYS, i, d, config.hidden_dim, LAYER_NORM_EPS))
             .collect::<Result<_>>()?;
         Ok(Self {
             word_embeddings: ckpt.embedding("embeddings.word_embeddings.weight", config.vocab_size, d)?,
@@ -112,8 +85,9 @@ impl DistilBertModel {
         })
     }
 
-    /// Last hidden state `[batch, seq, dim]`.
-    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+    /// Last hidden state `[batch, seq, dim]`; with `first_only` the last block computes the
+    /// first position alone, `[batch, 1, dim]`.
+    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>, first_only: bool) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
@@ -126,8 +100,9 @@ impl DistilBertModel {
             .forward(self.word_embeddings.forward(input_ids) + positions);
         let heads = self.config.n_heads;
         let mask = padding_mask(attention_mask, heads);
-        for layer in &self.layers {
-            x = layer.forward(x, &mask, heads, self.act);
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x, &mask, heads, self.act, first_only && i == last);
         }
         x
     }

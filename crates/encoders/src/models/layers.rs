@@ -68,7 +68,8 @@ pub(crate) fn padding_mask(attention_mask: &Tensor<2>, num_heads: usize) -> Tens
 }
 
 /// softmax(Q Kᵀ / √d + mask) V over `num_heads` heads, as in `BertSelfAttention.forward`.
-/// Inputs and output are `[batch, seq, hidden]`.
+/// Inputs and output are `[batch, seq, hidden]`; the query may cover fewer positions than the
+/// keys (`mask` is then `[batch, heads, query seq, key seq]`).
 pub(crate) fn multi_head_attention(
     query: Tensor<3>,
     key: Tensor<3>,
@@ -78,7 +79,10 @@ pub(crate) fn multi_head_attention(
 ) -> Tensor<3> {
     let [batch, seq, hidden] = query.dims();
     let head_dim = hidden / num_heads;
-    let split = |x: Tensor<3>| x.reshape([batch, seq, num_heads, head_dim]).swap_dims(1, 2);
+    let split = |x: Tensor<3>| {
+        let [batch, seq, _] = x.dims();
+        x.reshape([batch, seq, num_heads, head_dim]).swap_dims(1, 2)
+    };
     let context = attention(
         split(query),
         split(key),

@@ -213,23 +213,36 @@ impl Model {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<3> {
+        self.hidden_states(input_ids, token_type_ids, attention_mask, false)
+    }
+
+    /// Last hidden state, of every position or (`first_only`, where the family supports it) of
+    /// the first position alone.
+    fn hidden_states(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+        first_only: bool,
+    ) -> Tensor<3> {
         match &self.backbone {
-            Backbone::Bert(m) => m.forward(input_ids, token_type_ids, attention_mask),
-            Backbone::DistilBert(m) => m.forward(input_ids, attention_mask),
+            Backbone::Bert(m) => m.forward_at(input_ids, token_type_ids, None, attention_mask, first_only),
+            Backbone::DistilBert(m) => m.forward(input_ids, attention_mask, first_only),
             // Neither takes segment ids (their tokenizers return none).
-            Backbone::Roberta(m) => m.forward(input_ids, attention_mask),
+            Backbone::Roberta(m) => m.forward(input_ids, attention_mask, first_only),
             Backbone::MPNet(m) => m.forward(input_ids, attention_mask),
         }
     }
 
-    /// Sequence-classification logits `[batch, num_labels]`.
+    /// Sequence-classification logits `[batch, num_labels]`. The heads read the first position
+    /// only, so the last layer computes nothing else.
     pub(crate) fn classify(
         &self,
         input_ids: Tensor<2, Int>,
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
-        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
+        let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask, true);
         match &self.head {
             Head::BertClassifier(h) => h.forward(hidden),
             Head::DistilBertClassifier(h) => h.forward(hidden),
@@ -293,5 +306,42 @@ mod tests {
         }
         let config = serde_json::json!({"architectures": ["RobertaForCausalLM"]});
         assert!(family(&config).is_err());
+    }
+
+    /// The first-position-only last layer gives the first row of the full computation.
+    #[test]
+    fn first_only_equals_the_first_row_of_every_position() {
+        use burn::tensor::TensorData;
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+        if !fixtures.exists() {
+            eprintln!(
+                "skipped: {} not found (the shared fixtures sit beside the repository)",
+                fixtures.display()
+            );
+            return;
+        }
+        let device = Device::flex();
+        let ids: Vec<i64> = vec![2, 17, 45, 99, 3, 1, 2, 88, 3, 1, 1, 1];
+        let mask: Vec<f32> = vec![1., 1., 1., 1., 1., 0., 1., 1., 1., 0., 0., 0.];
+        for name in ["bert-nli-ce", "distilbert-st-cls", "roberta-ce"] {
+            let dir = fixtures.join(name);
+            let config: Value = crate::config::read_json(&dir.join("config.json")).unwrap();
+            let model = Model::load(
+                &config,
+                &dir.join("config.json"),
+                &dir.join("model.safetensors"),
+                Task::FeatureExtraction,
+                &device,
+            )
+            .unwrap();
+            let input_ids = || Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [2, 6]), &device);
+            let attention_mask = Tensor::<2>::from_data(TensorData::new(mask.clone(), [2, 6]), &device);
+            let run =
+                |first_only| model.hidden_states(input_ids(), input_ids().zeros_like(), &attention_mask, first_only);
+            let full = run(false).narrow(1, 0, 1);
+            let first = run(true);
+            let diff: f32 = (full - first).abs().max().into_scalar();
+            assert!(diff < 1e-6, "{name}: {diff}");
+        }
     }
 }

@@ -56,6 +56,7 @@ fn default_relative_attention_num_buckets() -> usize {
 
 /// MPNet's names for the blocks of `encoder.layer.{i}`.
 pub(crate) const MPNET_LAYER_KEYS: LayerKeys = LayerKeys {
+    layers: "encoder.layer",
     query: "attention.attn.q",
     key: "attention.attn.k",
     value: "attention.attn.v",

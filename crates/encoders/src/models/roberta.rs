@@ -56,11 +56,11 @@ impl RobertaModel {
     /// Last hidden state `[batch, seq, hidden]`. RoBERTa tokenizers return no `token_type_ids`,
     /// so transformers embeds type 0 everywhere; so does this, whatever segment ids the
     /// tokenizer's post-processor produced.
-    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
+    pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>, first_only: bool) -> Tensor<3> {
         let positions = position_ids(&input_ids, self.padding_idx);
         let token_types = input_ids.zeros_like();
         self.bert
-            .forward_at(input_ids, token_types, Some(positions), attention_mask)
+            .forward_at(input_ids, token_types, Some(positions), attention_mask, first_only)
     }
 }
 
