@@ -81,6 +81,14 @@ impl TokenizerConfig {
 }
 
 /// How token embeddings become one sentence embedding (`1_Pooling/config.json`).
+///
+/// ```
+/// use sieve_encoders::PoolingMode;
+///
+/// // all-MiniLM-L6-v2's `1_Pooling/config.json` sets `"pooling_mode_mean_tokens": true`:
+/// let mode = PoolingMode::Mean;
+/// assert_ne!(mode, PoolingMode::Cls);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolingMode {
     /// The first (`[CLS]`) token.

@@ -16,6 +16,15 @@ use crate::tokenizer::Tokenizer;
 use crate::transformer::{Transformer, to_vec};
 
 /// The function applied to a cross-encoder's logits.
+///
+/// ```
+/// use sieve_encoders::ScoreActivation;
+///
+/// let sigmoid = ScoreActivation::from_python("torch.nn.modules.activation.Sigmoid")?;
+/// assert_eq!(sigmoid, ScoreActivation::Sigmoid);
+/// assert!(ScoreActivation::from_python("torch.nn.ReLU").is_err());
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScoreActivation {
     /// Raw logits.
@@ -59,6 +68,16 @@ impl ScoreActivation {
 }
 
 /// Options of [`CrossEncoder::predict_with`].
+///
+/// ```no_run
+/// use sieve_encoders::{CrossEncoder, PredictOptions, ScoreActivation};
+///
+/// let model = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce")?;
+/// let options = PredictOptions { activation: Some(ScoreActivation::Identity), batch_size: 64, ..Default::default() };
+/// let logits = model.predict_with(&[("A man is eating pasta.", "A man is eating food.")], &options)?;
+/// assert_eq!(logits.shape(), [1, model.num_labels()]); // one row of raw logits per pair
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PredictOptions {
     /// Pairs per forward pass (default 32).
@@ -80,6 +99,18 @@ impl Default for PredictOptions {
 }
 
 /// Options of [`CrossEncoder::rank`].
+///
+/// ```no_run
+/// use sieve_encoders::{CrossEncoder, RankOptions};
+///
+/// let model = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce")?;
+/// let documents = ["A man is eating food.", "A monkey plays drums.", "A man eats spaghetti."];
+/// let options = RankOptions { top_k: Some(2), return_documents: true, ..Default::default() };
+/// let hits = model.rank("A man is eating pasta.", &documents, &options)?;
+/// assert_eq!(hits.len(), 2);
+/// assert!(hits[0].text.is_some());
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RankOptions {
     /// Keep only the best `top_k` documents (all when `None`).
@@ -107,6 +138,17 @@ impl Default for RankOptions {
 }
 
 /// One ranked document: its index in the input, its score, optionally its text.
+///
+/// ```no_run
+/// use sieve_encoders::{CrossEncoder, RankOptions};
+///
+/// let model = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce")?;
+/// let documents = ["A man is eating food.", "A monkey plays drums."];
+/// for hit in model.rank("A man is eating pasta.", &documents, &RankOptions::default())? {
+///     println!("{:.3} {}", hit.score, documents[hit.corpus_id]);
+/// }
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankHit {
     /// Position of the document in the list given to `rank`.
@@ -191,6 +233,16 @@ impl CrossEncoder {
 
     /// One score per pair, with the model's activation. For models with several labels use
     /// [`predict_with`](Self::predict_with), which returns a row per pair.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::CrossEncoder;
+    ///
+    /// let model = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce")?;
+    /// let query = "A man is eating pasta.";
+    /// let scores = model.predict(&[(query, "A man is eating food."), (query, "A monkey plays drums.")])?;
+    /// assert!(scores[0] > scores[1]); // sigmoid scores in 0..1 for this model
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
     pub fn predict(&self, pairs: &[(&str, &str)]) -> Result<Vec<f32>> {
         if self.num_labels != 1 {
             return Err(EncoderError::InvalidArgument(format!(
@@ -229,6 +281,16 @@ impl CrossEncoder {
     }
 
     /// Scores `query` against every document and returns them best first.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{CrossEncoder, RankOptions};
+    ///
+    /// let model = CrossEncoder::from_pretrained("sieve/scifact-minilm-l6-reranker")?;
+    /// let candidates = ["Vitamin D lowers fracture risk.", "Coffee is grown in Brazil."];
+    /// let ranked = model.rank("does vitamin D help bones?", &candidates, &RankOptions::default())?;
+    /// assert_eq!(ranked[0].corpus_id, 0);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
     pub fn rank(&self, query: &str, documents: &[&str], options: &RankOptions) -> Result<Vec<RankHit>> {
         if self.num_labels != 1 {
             return Err(EncoderError::InvalidArgument(format!(

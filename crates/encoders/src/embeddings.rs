@@ -86,6 +86,15 @@ impl From<Embeddings> for Vec<Vec<f32>> {
 }
 
 /// One sparse vector: ascending token ids and their (positive) weights.
+///
+/// ```
+/// use sieve_encoders::SparseVector;
+///
+/// let a = SparseVector { indices: vec![3, 7, 9], values: vec![0.5, 2.0, 1.0] };
+/// let b = SparseVector { indices: vec![7, 9], values: vec![1.0, 3.0] };
+/// assert_eq!(a.dot(&b), 5.0);
+/// assert_eq!(a.top_k(2), SparseVector { indices: vec![7, 9], values: vec![2.0, 1.0] });
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SparseVector {
     /// Token ids, ascending.
@@ -202,6 +211,18 @@ impl SparseEmbeddings {
 }
 
 /// `SparseEncoder.sparsity()`: how many dimensions are active, on average.
+///
+/// ```
+/// use sieve_encoders::{SparseEmbeddings, SparseVector, Sparsity};
+///
+/// let rows = vec![
+///     SparseVector { indices: vec![1, 2], values: vec![1.0, 1.0] },
+///     SparseVector { indices: vec![5, 6, 7, 8], values: vec![1.0; 4] },
+/// ];
+/// let stats = Sparsity::of(&SparseEmbeddings::new(rows, 100));
+/// assert_eq!(stats.active_dims, 3.0);
+/// assert!((stats.sparsity_ratio - 0.97).abs() < 1e-6);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sparsity {
     /// Mean number of non-zero dimensions per embedding.

@@ -5,6 +5,17 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading or running an encoder.
 ///
 /// Each variant says what was wrong and, where it helps, what to do about it.
+///
+/// ```
+/// use sieve_encoders::{EncoderError, SentenceTransformer};
+///
+/// match SentenceTransformer::load("no/such/model/folder") {
+///     Ok(model) => println!("{} dimensions", model.embedding_dim()),
+///     Err(EncoderError::ModelFileMissing { path }) => println!("no model at {}", path.display()),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), EncoderError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncoderError {

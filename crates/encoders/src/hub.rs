@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 use crate::error::{EncoderError, Result};
 
 /// The files of one model, resolved on demand.
+///
+/// ```no_run
+/// use sieve_encoders::{LoadOptions, ModelFiles, SentenceTransformer};
+///
+/// let files = ModelFiles::hub("sentence-transformers/all-MiniLM-L6-v2")?;
+/// let config = files.required("config.json")?; // from the cache, downloaded if missing
+/// let prompts = files.optional("config_sentence_transformers.json")?; // None if the model has none
+/// println!("{} {:?}", config.display(), prompts);
+/// let model = SentenceTransformer::from_files(&files, &LoadOptions::default())?;
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     source: Source,

@@ -49,6 +49,15 @@ impl Default for EncodeOptions {
 }
 
 /// Options for loading any of the encoders.
+///
+/// ```no_run
+/// use sieve_encoders::{Device, LoadOptions, ModelFiles, SentenceTransformer};
+///
+/// let options = LoadOptions { device: Device::from_env()? }; // SIEVE_DEVICE=cuda:0, else the CPU
+/// let files = ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2")?;
+/// let model = SentenceTransformer::from_files(&files, &options)?;
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Backend to run on (default: CPU).

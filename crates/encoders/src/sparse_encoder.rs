@@ -14,6 +14,16 @@ use crate::tokenizer::Tokenizer;
 use crate::transformer::{Transformer, to_vec};
 
 /// Options of [`SparseEncoder::encode_with`].
+///
+/// ```no_run
+/// use sieve_encoders::{SparseEncodeOptions, SparseEncoder};
+///
+/// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
+/// let options = SparseEncodeOptions { max_active_dims: Some(64), batch_size: 16, ..Default::default() };
+/// let embeddings = model.encode_with(&["A long document about the weather."], &options)?;
+/// assert!(embeddings.row(0).nnz() <= 64);
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct SparseEncodeOptions {
     /// Texts per forward pass (default 32).
@@ -115,6 +125,17 @@ impl SparseEncoder {
     }
 
     /// Encodes `texts` with default options.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SparseEncoder;
+    ///
+    /// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
+    /// let query = model.encode_query(&["is it sunny?"])?;
+    /// let docs = model.encode(&["The weather is lovely today.", "He drove to the stadium."])?;
+    /// let scores = model.similarity(&query, &docs); // dot products, one row per query
+    /// assert!(scores[0][0] > scores[0][1]);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
     pub fn encode(&self, texts: &[&str]) -> Result<SparseEmbeddings> {
         self.encode_with(texts, &SparseEncodeOptions::default())
     }
@@ -188,11 +209,31 @@ impl SparseEncoder {
     }
 
     /// Mean active dimensions and sparsity ratio of `embeddings`.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SparseEncoder;
+    ///
+    /// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
+    /// let embeddings = model.encode(&["The weather is lovely today."])?;
+    /// let stats = SparseEncoder::sparsity(&embeddings);
+    /// println!("{:.1} active dims, {:.2}% zeros", stats.active_dims, 100.0 * stats.sparsity_ratio);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
     pub fn sparsity(embeddings: &SparseEmbeddings) -> Sparsity {
         Sparsity::of(embeddings)
     }
 
     /// The `top_k` heaviest tokens of one vector, as (token, weight), heaviest first.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SparseEncoder;
+    ///
+    /// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
+    /// let embeddings = model.encode(&["The weather is lovely today."])?;
+    /// let top = model.decode(embeddings.row(0), 3);
+    /// println!("{top:?}"); // [("today", 2.54), ("lovely", 2.12), ("weather", 2.04)]
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
     pub fn decode(&self, vector: &SparseVector, top_k: usize) -> Vec<(String, f32)> {
         let mut pairs: Vec<(u32, f32)> = vector
             .indices

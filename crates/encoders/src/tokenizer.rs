@@ -9,7 +9,19 @@ use tokenizers::{TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{EncoderError, Result};
 
-/// A Hugging Face `tokenizer.json` with sentence-transformers' truncation settings.
+/// A Hugging Face `tokenizer.json` with sentence-transformers' truncation settings; every
+/// encoder has one (`model.tokenizer()`).
+///
+/// ```no_run
+/// use sieve_encoders::SentenceTransformer;
+///
+/// let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+/// let batch = model.tokenizer().encode(&["Hello world!", "A longer second sentence."])?;
+/// assert_eq!(batch.batch, 2);
+/// let tokens: Vec<_> = batch.ids(0).iter().filter_map(|&id| model.tokenizer().inner().id_to_token(id)).collect();
+/// assert_eq!(tokens, ["[CLS]", "hello", "world", "!", "[SEP]"]);
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -19,6 +31,20 @@ pub struct Tokenizer {
 }
 
 /// One padded batch, row-major `[batch, seq]`.
+///
+/// ```
+/// use sieve_encoders::TokenBatch;
+///
+/// // `[CLS] hi [SEP]` padded to the four tokens of `[CLS] hello there [SEP]`:
+/// let batch = TokenBatch {
+///     input_ids: vec![101, 7632, 102, 0, 101, 7592, 2045, 102],
+///     token_type_ids: vec![0; 8],
+///     attention_mask: vec![1, 1, 1, 0, 1, 1, 1, 1],
+///     batch: 2,
+///     seq: 4,
+/// };
+/// assert_eq!(batch.ids(0), [101, 7632, 102]); // padding dropped
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBatch {
     /// Token ids.

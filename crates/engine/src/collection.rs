@@ -26,6 +26,18 @@ const INDEX_DIR: &str = "indexes";
 const CHECKPOINT_EVERY: usize = 20_000;
 
 /// Progress of a long write, passed to the callback of [`Collection::add_with_progress`].
+///
+/// ```no_run
+/// # let collection = sieve_engine::Collection::open("docs.sieve")?;
+/// use sieve_engine::{Document, Progress};
+///
+/// let docs = vec![Document::new("1", "first"), Document::new("2", "second")];
+/// let report = collection.add_with_progress(docs, &mut |p: Progress| {
+///     eprintln!("{}: {}/{}", p.stage, p.done, p.total); // dense, sparse, then store
+/// })?;
+/// println!("{} added", report.added);
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// What is running: `"dense"`, `"sparse"` (encoding) or `"store"`.
@@ -37,6 +49,20 @@ pub struct Progress {
 }
 
 /// What a write did: how many documents it added, replaced or deleted.
+///
+/// ```
+/// use sieve_engine::{Collection, CollectionConfig, Document};
+///
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-report-{}", std::process::id()));
+/// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+/// let collection = Collection::create(&dir, bm25_only)?;
+/// collection.add(vec![Document::new("1", "first")])?;
+/// let report = collection.upsert(vec![Document::new("1", "first, edited"), Document::new("2", "second")])?;
+/// assert_eq!((report.added, report.replaced), (1, 1));
+/// # drop(collection);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// New documents.
@@ -48,6 +74,20 @@ pub struct WriteReport {
 }
 
 /// A collection's vital signs, from [`Collection::info`].
+///
+/// ```
+/// use sieve_engine::{Collection, CollectionConfig, Document};
+///
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-info-{}", std::process::id()));
+/// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+/// let collection = Collection::create(&dir, bm25_only)?;
+/// collection.add(vec![Document::new("1", "first")])?;
+/// let info = collection.info()?;
+/// assert_eq!((info.documents, info.text, info.dense), (1, Some(1), None)); // no dense index here
+/// # drop(collection);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Info {
     /// The configuration it was created with.
@@ -67,6 +107,16 @@ pub struct Info {
 }
 
 /// A document's stored vectors, from [`Collection::vectors`].
+///
+/// ```no_run
+/// # let collection = sieve_engine::Collection::open("docs.sieve")?;
+/// use sieve_engine::StoredVectors;
+///
+/// if let Some(StoredVectors { dense, sparse }) = collection.vectors("1")? {
+///     println!("{:?} dims, {:?} active terms", dense.map(|v| v.len()), sparse.map(|v| v.nnz()));
+/// }
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredVectors {
     /// Dense embedding, when the collection has a dense model.
@@ -445,12 +495,38 @@ impl Collection {
 
     /// Saves every index and trims the store's change log, so the next open has nothing to
     /// catch up. Runs on its own every 20,000 changed documents and when the collection is dropped.
+    ///
+    /// ```
+    /// use sieve_engine::{Collection, CollectionConfig, Document};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sieve-doc-checkpoint-{}", std::process::id()));
+    /// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+    /// let collection = Collection::create(&dir, bm25_only)?;
+    /// collection.add(vec![Document::new("1", "first"), Document::new("2", "second")])?;
+    /// collection.checkpoint()?; // after a bulk load: the next open replays nothing
+    /// # drop(collection);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
     pub fn checkpoint(&self) -> Result<()> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.checkpoint_locked(&mut writer)
     }
 
     /// Checkpoints and closes, reporting any error that dropping would swallow.
+    ///
+    /// ```
+    /// use sieve_engine::{Collection, CollectionConfig, Document};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sieve-doc-close-{}", std::process::id()));
+    /// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+    /// let collection = Collection::create(&dir, bm25_only)?;
+    /// collection.add(vec![Document::new("1", "first")])?;
+    /// collection.close()?;
+    /// assert_eq!(Collection::open(&dir)?.len(), 1);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
     pub fn close(self) -> Result<()> {
         self.checkpoint()
     }

@@ -56,6 +56,14 @@ impl Default for CollectionConfig {
 }
 
 /// When `add` / `upsert` / `delete` return.
+///
+/// ```
+/// use sieve_engine::{CollectionConfig, Durability};
+///
+/// // Many small writes: don't wait for a disk flush on each (`checkpoint` flushes too).
+/// let config = CollectionConfig { durability: Durability::Buffered, ..CollectionConfig::default() };
+/// assert_ne!(config.durability, Durability::default());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Durability {
     /// Return once the write is flushed to disk: it survives a crash or power loss.

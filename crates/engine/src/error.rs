@@ -3,6 +3,18 @@
 use std::path::PathBuf;
 
 /// Everything a [`Collection`](crate::Collection) operation can fail with.
+///
+/// ```
+/// use sieve_engine::{Collection, EngineError};
+///
+/// match Collection::open("no-such-collection.sieve") {
+///     Ok(collection) => println!("{} documents", collection.len()),
+///     Err(EngineError::NotACollection { path, reason }) => println!("{}: {reason}", path.display()),
+///     Err(EngineError::Locked { .. }) => println!("another process has it open"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), EngineError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {

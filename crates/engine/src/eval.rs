@@ -76,6 +76,18 @@ pub fn mrr_at(k: usize, ranked: &[&str], judged: &HashMap<String, u32>) -> f64 {
 }
 
 /// Reads a BEIR qrels TSV (header line first). A malformed line is an error naming it.
+///
+/// ```
+/// use sieve_engine::eval::{ndcg_at, read_qrels};
+///
+/// let path = std::env::temp_dir().join(format!("sieve-doc-qrels-{}.tsv", std::process::id()));
+/// std::fs::write(&path, "query-id\tcorpus-id\tscore\nq1\td7\t1\nq1\td9\t2\n")?;
+/// let qrels = read_qrels(&path)?;
+/// assert_eq!(qrels["q1"]["d9"], 2);
+/// println!("nDCG@10 {:.3}", ndcg_at(10, &["d9", "d1", "d7"], &qrels["q1"]));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_qrels(path: &Path) -> Result<Qrels> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
     let mut qrels = Qrels::new();
@@ -105,6 +117,18 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
 }
 
 /// Reads BEIR JSON Lines records `{"_id", "text", "title"?}` as `(id, title + " " + text)`.
+///
+/// ```
+/// use sieve_engine::{Document, eval::read_jsonl};
+///
+/// let path = std::env::temp_dir().join(format!("sieve-doc-corpus-{}.jsonl", std::process::id()));
+/// std::fs::write(&path, r#"{"_id": "d7", "title": "Tides", "text": "The moon pulls the sea."}"#)?;
+/// let corpus = read_jsonl(&path)?;
+/// assert_eq!(corpus[0].1, "Tides The moon pulls the sea.");
+/// let docs: Vec<Document> = corpus.into_iter().map(|(id, text)| Document::new(id, text)).collect();
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_jsonl(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
     let mut out = Vec::new();

@@ -36,6 +36,18 @@ pub enum Filter {
 }
 
 /// Numeric bounds on a field; build with [`Filter::range`].
+///
+/// ```
+/// use sieve_engine::Filter;
+/// use serde_json::json;
+///
+/// let recent = Filter::range("year").gt(2020.0);
+/// assert!(recent.matches(&json!({"year": 2021})));
+/// assert!(!recent.matches(&json!({"year": 2020})));
+/// // Each bound makes a filter; a two-sided range is two joined with `and`.
+/// let twenties = Filter::range("year").gte(2020.0).and(Filter::range("year").lt(2030.0));
+/// assert!(twenties.matches(&json!({"year": 2025})));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Range {
     /// The field.

@@ -6,6 +6,18 @@ use serde::{Deserialize, Serialize};
 use sieve_index::{DocId, Hit};
 
 /// How the retrievers' lists are merged in a hybrid search.
+///
+/// ```
+/// use sieve_engine::{Fusion, fuse};
+/// use sieve_index::Hit;
+///
+/// let hit = |id, score| Hit { id, score };
+/// let dense = [hit(1, 0.90), hit(2, 0.89), hit(3, 0.10)];
+/// let bm25 = [hit(3, 12.0), hit(2, 11.9), hit(1, 1.0)];
+/// let lists = [(&dense[..], 1.0), (&bm25[..], 1.0)];
+/// assert_eq!(fuse(Fusion::Rrf { k: 60.0 }, &lists)[0].0, 1); // ranks only: 1st + 3rd beats 2nd + 2nd
+/// assert_eq!(fuse(Fusion::MinMax, &lists)[0].0, 2); // scores: 2 is close to the best in both lists
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Fusion {
     /// Reciprocal rank fusion: `Σ weight / (k + rank)` with 1-based ranks. Ignores score scales.

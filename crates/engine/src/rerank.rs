@@ -7,6 +7,17 @@ use serde::{Deserialize, Serialize};
 /// A small reranker on a domain it barely knows can rank worse than a good hybrid first
 /// stage; fused with the first stage's ranking it still adds to it. [`Rerank::Fuse`] is the
 /// default for that reason; [`Rerank::Replace`] returns the reranker's order alone.
+///
+/// ```
+/// use sieve_engine::Rerank;
+///
+/// let reranker_scores = [0.1, 0.5, 0.9]; // of the first stage's hits 1, 2 and 3
+/// let kept = Rerank::Fuse { weight: 0.0 }.apply(&reranker_scores);
+/// assert_eq!(kept.iter().map(|r| r.candidate).collect::<Vec<_>>(), [0, 1, 2]);
+/// let trusted = Rerank::Fuse { weight: 100.0 }.apply(&reranker_scores);
+/// assert_eq!(trusted[0].candidate, 2);
+/// // In a search: collection.search(query).rerank_mode(Rerank::Fuse { weight: 1.0 })
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Rerank {
     /// The cross-encoder's scores alone decide the order.
@@ -30,6 +41,14 @@ impl Default for Rerank {
 pub const RERANK_RRF_K: f32 = 60.0;
 
 /// One candidate after the rerank stage.
+///
+/// ```
+/// use sieve_engine::Rerank;
+///
+/// let top = Rerank::Replace.apply(&[0.2, 0.7])[0];
+/// assert_eq!(top.candidate, 1); // the first stage's second hit
+/// assert_eq!((top.reranker_rank, top.reranker_score, top.score), (1, 0.7, 0.7));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reranked {
     /// Index of the candidate in the first-stage list (its rank − 1).

@@ -20,6 +20,19 @@ pub const DEFAULT_CANDIDATES: usize = 100;
 pub const DEFAULT_RERANK_DEPTH: usize = 20;
 
 /// A first-stage retriever.
+///
+/// ```no_run
+/// # let collection = sieve_engine::Collection::open("docs.sieve")?;
+/// use sieve_engine::Retriever;
+///
+/// let hits = collection
+///     .search("what causes tides")
+///     .retrievers(&[Retriever::Dense, Retriever::Bm25])
+///     .weight(Retriever::Bm25, 0.5)
+///     .run()?;
+/// assert_eq!(Retriever::Bm25.name(), "bm25");
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Retriever {
     /// Dense vectors (HNSW) from the bi-encoder.
@@ -41,7 +54,7 @@ impl Retriever {
     }
 }
 
-/// A hit's rank (1-based) and score in one ranking.
+/// A hit's rank (1-based) and score in one ranking; see [`SearchHit`] for an example.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     /// 1-based position in that ranking.
@@ -51,6 +64,24 @@ pub struct Scored {
 }
 
 /// One search result.
+///
+/// ```
+/// use sieve_engine::{Collection, CollectionConfig, Document};
+/// use serde_json::json;
+///
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-hit-{}", std::process::id()));
+/// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+/// let collection = Collection::create(&dir, bm25_only)?;
+/// collection.add(vec![Document::new("t1", "Tides follow the moon").with_metadata(json!({"year": 2020}))])?;
+/// let hits = collection.search("why do tides follow the moon?").run()?;
+/// let hit = &hits[0];
+/// assert_eq!((hit.id.as_str(), &hit.metadata["year"]), ("t1", &json!(2020)));
+/// assert_eq!(hit.bm25.map(|bm25| bm25.rank), Some(1)); // rank and score per retriever
+/// assert!(hit.dense.is_none() && hit.reranker.is_none()); // not configured here
+/// # drop(collection);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
     /// The document's user id.

@@ -6,6 +6,21 @@ use std::path::{Path, PathBuf};
 use crate::error::{EngineError, Result};
 
 /// Writes applied together: all or none survive a crash.
+///
+/// ```
+/// use sieve_engine::storage::{SledStorage, Storage, WriteBatch};
+///
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-batch-{}", std::process::id()));
+/// let storage = SledStorage::open(&dir)?;
+/// let mut batch = WriteBatch::default();
+/// batch.put("doc/1", "first");
+/// batch.delete("doc/0");
+/// storage.apply(batch)?;
+/// assert_eq!(storage.get(b"doc/1")?, Some(b"first".to_vec()));
+/// # drop(storage);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -32,6 +47,19 @@ impl WriteBatch {
 pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
 
 /// An ordered key-value store with atomic batches.
+///
+/// ```
+/// use sieve_engine::storage::{SledStorage, Storage};
+///
+/// // Code written against the trait: the keys under a prefix, in order.
+/// fn keys(storage: &dyn Storage, prefix: &[u8]) -> sieve_engine::Result<Vec<Vec<u8>>> {
+///     storage.scan_prefix(prefix).map(|entry| entry.map(|(key, _)| key)).collect()
+/// }
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-storage-{}", std::process::id()));
+/// assert!(keys(&SledStorage::open(&dir)?, b"doc/")?.is_empty());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 pub trait Storage: Send + Sync {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -46,6 +74,18 @@ pub trait Storage: Send + Sync {
 }
 
 /// [`Storage`] on a sled database.
+///
+/// ```
+/// use sieve_engine::storage::{SledStorage, Storage};
+///
+/// let dir = std::env::temp_dir().join(format!("sieve-doc-sled-{}", std::process::id()));
+/// let storage = SledStorage::open(&dir)?;
+/// storage.flush()?;
+/// println!("{} bytes on disk", storage.size_on_disk()?);
+/// # drop(storage);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
 pub struct SledStorage {
     db: sled::Db,
     path: PathBuf,

@@ -9,6 +9,17 @@ use crate::hit::{DocId, Hit};
 use crate::metric::Metric;
 
 /// Per-query knobs of a dense search.
+///
+/// ```
+/// use sieve_index::{DenseIndex, HnswIndex, HnswParams, Metric, SearchParams};
+///
+/// let mut index = HnswIndex::new(2, Metric::Dot, HnswParams::default())?;
+/// index.insert(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 1.0][..])])?;
+/// let wider = SearchParams { ef_search: Some(400), ..SearchParams::default() };
+/// let exact = SearchParams { exact: true, ..SearchParams::default() };
+/// assert_eq!(index.search(&[0.2, 0.9], 1, &wider, None)?, index.search(&[0.2, 0.9], 1, &exact, None)?);
+/// # Ok::<(), sieve_index::IndexError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SearchParams {
     /// HNSW candidate-list width; `None` uses the index's `ef_search`. Ignored by exact indexes.
@@ -21,6 +32,19 @@ pub struct SearchParams {
 ///
 /// Inserting an id that is already present replaces its vector. Every method validates its
 /// input (dimension, finiteness) and reports problems as [`IndexError`](crate::IndexError).
+///
+/// ```
+/// use sieve_index::{DenseIndex, FlatIndex, HnswIndex, HnswParams, Metric, SearchParams};
+///
+/// // Code written against the trait runs on the exact and the approximate index alike.
+/// fn nearest(index: &mut dyn DenseIndex) -> sieve_index::Result<u32> {
+///     index.insert(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 1.0][..])])?;
+///     Ok(index.search(&[0.1, 0.9], 1, &SearchParams::default(), None)?[0].id)
+/// }
+/// assert_eq!(nearest(&mut FlatIndex::new(2, Metric::Cosine))?, 2);
+/// assert_eq!(nearest(&mut HnswIndex::new(2, Metric::Cosine, HnswParams::default())?)?, 2);
+/// # Ok::<(), sieve_index::IndexError>(())
+/// ```
 pub trait DenseIndex: Send + Sync {
     /// Vector length this index holds.
     fn dim(&self) -> usize;

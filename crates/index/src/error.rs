@@ -3,6 +3,16 @@
 use std::path::PathBuf;
 
 /// Everything an index operation can fail with.
+///
+/// ```
+/// use sieve_index::{DenseIndex, FlatIndex, IndexError, Metric};
+///
+/// let mut index = FlatIndex::new(3, Metric::Cosine);
+/// match index.insert(&[(1, &[1.0, 0.0][..])]) {
+///     Err(IndexError::DimensionMismatch { expected, found }) => assert_eq!((expected, found), (3, 2)),
+///     other => panic!("expected a dimension mismatch, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {

@@ -35,6 +35,15 @@ pub struct FlatIndex {
 
 impl FlatIndex {
     /// An empty index of `dim`-dimensional vectors compared with `metric`.
+    ///
+    /// ```
+    /// use sieve_index::{DenseIndex, FlatIndex, Metric};
+    ///
+    /// let mut index = FlatIndex::new(2, Metric::Cosine);
+    /// index.insert(&[(1, &[3.0, 4.0][..])])?;
+    /// assert_eq!(index.vector(1), Some(&[0.6, 0.8][..])); // stored at unit length under cosine
+    /// # Ok::<(), sieve_index::IndexError>(())
+    /// ```
     pub fn new(dim: usize, metric: Metric) -> Self {
         FlatIndex {
             store: VectorStore::new(dim, metric),

@@ -7,6 +7,14 @@ use std::collections::BinaryHeap;
 pub type DocId = u32;
 
 /// One search result: a document and its score, higher is better.
+///
+/// ```
+/// use sieve_index::Hit;
+///
+/// let mut hits = vec![Hit { id: 2, score: 0.5 }, Hit { id: 1, score: 0.9 }, Hit { id: 0, score: 0.5 }];
+/// hits.sort_by(Hit::rank_cmp); // best first, ties by id
+/// assert_eq!(hits.iter().map(|hit| hit.id).collect::<Vec<_>>(), [1, 0, 2]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     /// The document.

@@ -33,6 +33,16 @@ const VECTORS_MAGIC: &[u8; 8] = b"SIEVVECS";
 const VERSION: u32 = 1;
 
 /// Graph construction and search parameters.
+///
+/// ```
+/// use sieve_index::{HnswIndex, HnswParams, Metric};
+///
+/// // More links and a wider build list: better recall, slower inserts; and a reproducible graph.
+/// let params = HnswParams { m: 32, ef_construction: 400, parallel_insert: false, ..HnswParams::default() };
+/// let index = HnswIndex::new(384, Metric::Cosine, params)?;
+/// assert_eq!(index.params().m, 32);
+/// # Ok::<(), sieve_index::IndexError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HnswParams {
     /// Links per node and layer (layer 0 keeps twice as many). 2..=256.
@@ -119,7 +129,18 @@ struct Manifest {
 }
 
 impl HnswIndex {
-    /// An empty index of `dim`-dimensional vectors compared with `metric`.
+    /// An empty index of `dim`-dimensional vectors compared with `metric`; out-of-range
+    /// `params` are [`IndexError::InvalidParameter`].
+    ///
+    /// ```
+    /// use sieve_index::{HnswIndex, HnswParams, IndexError, Metric};
+    ///
+    /// let index = HnswIndex::new(384, Metric::Cosine, HnswParams::default())?;
+    /// assert!(!index.has_graph()); // built once `flat_threshold` documents are in
+    /// let bad = HnswParams { m: 1, ..HnswParams::default() };
+    /// assert!(matches!(HnswIndex::new(384, Metric::Cosine, bad), Err(IndexError::InvalidParameter(_))));
+    /// # Ok::<(), IndexError>(())
+    /// ```
     pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Result<Self> {
         params.validate()?;
         if dim == 0 {
@@ -156,6 +177,18 @@ impl HnswIndex {
     }
 
     /// Drops tombstones: rebuilds the store and the graph from the live vectors.
+    ///
+    /// ```
+    /// use sieve_index::{DenseIndex, HnswIndex, HnswParams, Metric};
+    ///
+    /// let mut index = HnswIndex::new(2, Metric::Cosine, HnswParams::default())?;
+    /// index.insert(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 1.0][..])])?;
+    /// index.remove(&[1]);
+    /// assert_eq!(index.tombstones(), 1);
+    /// index.compact();
+    /// assert_eq!((index.tombstones(), index.len()), (0, 1));
+    /// # Ok::<(), sieve_index::IndexError>(())
+    /// ```
     pub fn compact(&mut self) {
         self.store = self.store.compacted();
         self.graph = None;

@@ -8,6 +8,17 @@ use crate::error::{IndexError, Result};
 ///
 /// The names follow sentence-transformers' `similarity_fn_name`, so a model's own metric can
 /// be passed straight through with [`Metric::from_name`].
+///
+/// ```
+/// use sieve_index::Metric;
+///
+/// let (a, b) = ([3.0, 4.0], [3.0, 0.0]);
+/// assert_eq!(Metric::Dot.score(&a, &b), 9.0);
+/// assert_eq!(Metric::Euclidean.score(&a, &b), -4.0);
+/// // Cosine compares vectors prepared to unit length, as indexes store them.
+/// let (a, b) = (Metric::Cosine.prepare(&a), Metric::Cosine.prepare(&b));
+/// assert!((Metric::Cosine.score(&a, &b) - 0.6).abs() < 1e-6);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Metric {
     /// Cosine similarity. Vectors are normalised once on insert.

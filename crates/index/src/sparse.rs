@@ -142,6 +142,14 @@ impl fmt::Debug for SparseIndex {
 impl SparseIndex {
     /// An empty index for term ids below `vocab_size` (30522 for BERT-based SPLADE models);
     /// `0` accepts any `u32` term id.
+    ///
+    /// ```
+    /// use sieve_index::SparseIndex;
+    ///
+    /// let mut index = SparseIndex::new(30522);
+    /// assert!(index.insert(&[(1, &[30522][..], &[1.0][..])]).is_err()); // not a BERT term id
+    /// assert!(SparseIndex::new(0).insert(&[(1, &[u32::MAX - 1][..], &[1.0][..])]).is_ok());
+    /// ```
     pub fn new(vocab_size: u32) -> Self {
         SparseIndex {
             vocab_size,
@@ -340,6 +348,13 @@ impl SparseIndex {
     /// A missing file is [`IndexError::NotFound`]; a truncated, foreign, bit-flipped or
     /// inconsistent one is [`IndexError::Corrupt`]; one from another format version is
     /// [`IndexError::UnsupportedVersion`].
+    ///
+    /// ```no_run
+    /// use sieve_index::SparseIndex;
+    /// let index = SparseIndex::load(std::path::Path::new("sparse-index"))?;
+    /// println!("{} documents", index.len());
+    /// # Ok::<(), sieve_index::IndexError>(())
+    /// ```
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE);
         let payload = persist::read_checked(&path, MAGIC, VERSION)?;

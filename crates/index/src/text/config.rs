@@ -62,6 +62,15 @@ impl Default for TextIndexConfig {
 }
 
 /// Which words a [`TextIndexConfig`] drops.
+///
+/// ```
+/// use sieve_index::text::{Stopwords, TextIndexConfig};
+///
+/// let words = vec!["lorem".to_string(), "ipsum".to_string()];
+/// let config = TextIndexConfig { stopwords: Stopwords::Custom(words), ..TextIndexConfig::default() };
+/// config.validate()?;
+/// # Ok::<(), sieve_index::IndexError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stopwords {
     /// Keep every word.
@@ -74,6 +83,20 @@ pub enum Stopwords {
 }
 
 /// A language with a Snowball stemmer (and, for most, a built-in stop-word list).
+///
+/// ```
+/// use sieve_index::text::{Language, Stopwords, TextIndexConfig};
+///
+/// let french = TextIndexConfig {
+///     stemmer: Some(Language::French),
+///     stopwords: Stopwords::Builtin(Language::French),
+///     ..TextIndexConfig::default()
+/// };
+/// french.validate()?;
+/// let greek = TextIndexConfig { stopwords: Stopwords::Builtin(Language::Greek), ..french };
+/// assert!(greek.validate().is_err()); // a Greek stemmer, but no Greek stop-word list
+/// # Ok::<(), sieve_index::IndexError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)] // the variant names are the documentation
 pub enum Language {

@@ -121,6 +121,18 @@ impl TextIndex {
     ///
     /// A missing index is [`IndexError::NotFound`]; a damaged or foreign one (including any
     /// segment file failing its checksum, checked here) is [`IndexError::Corrupt`].
+    ///
+    /// ```
+    /// use sieve_index::{IndexError, TextIndex};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sieve-doc-text-open-{}", std::process::id()));
+    /// match TextIndex::open(&dir) {
+    ///     Ok(index) => println!("{} documents", index.len()),
+    ///     Err(IndexError::NotFound { .. }) => println!("no index yet in {}", dir.display()),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), IndexError>(())
+    /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let config_path = dir.join(CONFIG_FILE);
@@ -149,6 +161,18 @@ impl TextIndex {
     }
 
     /// An index that lives in memory only, for tests and scratch work.
+    ///
+    /// ```
+    /// use sieve_index::text::{Stopwords, TextIndex, TextIndexConfig};
+    ///
+    /// let config = TextIndexConfig { stemmer: None, stopwords: Stopwords::None, ..TextIndexConfig::default() };
+    /// let mut index = TextIndex::in_memory(config)?;
+    /// index.add(&[(1, "the running man")])?;
+    /// index.commit()?;
+    /// assert!(index.search("run", 10, None)?.is_empty()); // unstemmed: "run" is not "running"
+    /// assert_eq!(index.dir(), None);
+    /// # Ok::<(), sieve_index::IndexError>(())
+    /// ```
     pub fn in_memory(config: TextIndexConfig) -> Result<Self> {
         config.validate()?;
         let index = Index::create(RamDirectory::create(), schema(), settings()).map_err(text_error)?;
@@ -215,6 +239,18 @@ impl TextIndex {
     ///
     /// Any string is accepted: it is analysed like the documents, never parsed as query syntax.
     /// A query with no term left (empty, punctuation, only stop words) matches nothing.
+    ///
+    /// ```
+    /// use sieve_index::{AllowSet, TextIndex, TextIndexConfig};
+    ///
+    /// let mut index = TextIndex::in_memory(TextIndexConfig::default())?;
+    /// index.add(&[(1, "solar panels on roofs"), (2, "solar power storage")])?;
+    /// index.commit()?;
+    /// let only_two: AllowSet = [2].into_iter().collect();
+    /// assert_eq!(index.search("solar", 10, Some(&only_two))?[0].id, 2);
+    /// assert!(index.search("the (AND", 10, None)?.is_empty()); // not query syntax; only a stop word
+    /// # Ok::<(), sieve_index::IndexError>(())
+    /// ```
     pub fn search(&self, query: &str, k: usize, filter: Option<&AllowSet>) -> Result<Vec<Hit>> {
         if k == 0 || filter.is_some_and(|f| f.is_empty()) {
             return Ok(Vec::new());
