@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("shape: {:?}", embeddings.shape());
     println!("dot similarity:");
     print_matrix(&model.similarity(&embeddings, &embeddings));
-    let stats = SparseEncoder::sparsity(&embeddings);
+    let stats = model.sparsity(&embeddings);
     println!("Sparsity: {:.2}%", stats.sparsity_ratio * 100.0);
     println!("Avg non-zero dimensions per embedding: {:.2}", stats.active_dims);
     for (i, sentence) in sentences.iter().enumerate() {

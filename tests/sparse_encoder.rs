@@ -66,7 +66,7 @@ fn splade_tiny_quickstart_matches_sentence_transformers() {
     let sim = model.similarity(&emb, &emb);
     // Dot products of ~40 carry float32 rounding of ~1e-5 whatever the order of summation.
     assert_close("dot similarity", &sim.concat(), &rows(&g["similarity"]).concat(), 1e-4);
-    let stats = SparseEncoder::sparsity(&emb);
+    let stats = model.sparsity(&emb);
     assert!(stats.sparsity_ratio > 0.99, "{stats:?}");
 }
 

@@ -14,9 +14,10 @@ use crate::error::{EncoderError, Result};
 ///
 /// ```
 /// use sieve_encoders::Device;
-/// let device: Device = "cpu".parse().unwrap();
+/// let device: Device = "cpu".parse()?;
 /// assert_eq!(device, Device::Cpu);
 /// assert!("tpu".parse::<Device>().is_err());
+/// # Ok::<(), sieve_encoders::EncoderError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Device {

@@ -215,11 +215,11 @@ impl SparseEncoder {
     ///
     /// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
     /// let embeddings = model.encode(&["The weather is lovely today."])?;
-    /// let stats = SparseEncoder::sparsity(&embeddings);
+    /// let stats = model.sparsity(&embeddings);
     /// println!("{:.1} active dims, {:.2}% zeros", stats.active_dims, 100.0 * stats.sparsity_ratio);
     /// # Ok::<(), sieve_encoders::EncoderError>(())
     /// ```
-    pub fn sparsity(embeddings: &SparseEmbeddings) -> Sparsity {
+    pub fn sparsity(&self, embeddings: &SparseEmbeddings) -> Sparsity {
         Sparsity::of(embeddings)
     }
 

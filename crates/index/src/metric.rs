@@ -37,8 +37,9 @@ impl Metric {
     ///
     /// ```
     /// use sieve_index::Metric;
-    /// assert_eq!(Metric::from_name("dot").unwrap(), Metric::Dot);
+    /// assert_eq!(Metric::from_name("dot")?, Metric::Dot);
     /// assert!(Metric::from_name("hamming").is_err());
+    /// # Ok::<(), sieve_index::IndexError>(())
     /// ```
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
