@@ -9,7 +9,7 @@ pub mod roberta;
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, activation};
+use burn::tensor::{Device, FloatDType, Int, Tensor, activation};
 use serde_json::Value;
 
 use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
@@ -133,9 +133,10 @@ impl Model {
         weights: &Path,
         task: Task,
         device: &Device,
+        dtype: FloatDType,
     ) -> Result<Self> {
         let family = family(config)?;
-        let ckpt = Checkpoint::open(weights, device)?;
+        let ckpt = Checkpoint::open(weights, device, dtype)?;
         Ok(match family {
             "bert" => {
                 let c: BertConfig = parse(config, config_path)?;
@@ -206,8 +207,19 @@ impl Model {
         self.max_position_embeddings
     }
 
-    /// Last hidden state `[batch, seq, hidden]`.
+    /// Last hidden state `[batch, seq, hidden]`, in f32 whatever the model computes in.
     pub(crate) fn token_embeddings(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+    ) -> Tensor<3> {
+        self.hidden_states(input_ids, token_type_ids, attention_mask)
+            .cast(FloatDType::F32)
+    }
+
+    /// Last hidden state in the model's own float type (the heads take it as is).
+    fn hidden_states(
         &self,
         input_ids: Tensor<2, Int>,
         token_type_ids: Tensor<2, Int>,
@@ -229,12 +241,13 @@ impl Model {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
-        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
-        match &self.head {
+        let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask);
+        let logits = match &self.head {
             Head::BertClassifier(h) => h.forward(hidden),
             Head::DistilBertClassifier(h) => h.forward(hidden),
             _ => unreachable!("classify() is only called on models loaded for SequenceClassification"),
-        }
+        };
+        logits.cast(FloatDType::F32)
     }
 
     /// SPLADE pooling `max_t log(1 + relu(logits[t]))` over unmasked tokens, `[batch, vocab]`.
@@ -248,7 +261,7 @@ impl Model {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
-        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
+        let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask);
         let head: &dyn LmHead = match &self.head {
             Head::BertLm(h) => h,
             Head::DistilBertLm(h) => h,
@@ -257,7 +270,7 @@ impl Model {
         let max_logits = head
             .decoder()
             .max_over_positions(head.transform(hidden), attention_mask);
-        activation::relu(max_logits).log1p()
+        activation::relu(max_logits).log1p().cast(FloatDType::F32)
     }
 }
 
