@@ -20,9 +20,9 @@
 
 pub use sieve_encoders as encoders;
 pub use sieve_encoders::{
-    CrossEncoder, Device, Embeddings, EncodeOptions, EncoderError, LoadOptions, ModelFiles, Precision, PredictOptions,
-    QuantizedEmbeddings, RankHit, RankOptions, ScoreActivation, SentenceTransformer, SimilarityFn, SparseEmbeddings,
-    SparseEncodeOptions, SparseEncoder, SparseVector, Sparsity,
+    CrossEncoder, Device, Dtype, Embeddings, EncodeOptions, EncoderError, LoadOptions, ModelFiles, Precision,
+    PredictOptions, QuantizedEmbeddings, RankHit, RankOptions, ScoreActivation, SentenceTransformer, SimilarityFn,
+    SparseEmbeddings, SparseEncodeOptions, SparseEncoder, SparseVector, Sparsity,
 };
 pub use sieve_engine as engine;
 pub use sieve_index as index;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use common::fixture;
 use sieve::{
-    CrossEncoder, Device, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer, SparseEncoder,
+    CrossEncoder, Device, Dtype, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer,
+    SparseEncoder,
 };
 
 /// A private copy of a fixture folder, removed on drop.
@@ -187,8 +188,32 @@ fn gpu_devices_without_their_feature_say_so() {
         return;
     }
     let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
-    let err = SentenceTransformer::from_files(&files, &LoadOptions { device: Device::Wgpu })
-        .err()
-        .expect("must fail");
+    let err = SentenceTransformer::from_files(
+        &files,
+        &LoadOptions {
+            device: Device::Wgpu,
+            ..LoadOptions::default()
+        },
+    )
+    .err()
+    .expect("must fail");
     assert!(err.to_string().contains("wgpu"), "{err}");
+}
+
+#[test]
+fn half_precision_on_the_cpu_says_it_is_for_gpus() {
+    let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
+    for dtype in [Dtype::F16, Dtype::Bf16] {
+        let err = SentenceTransformer::from_files(
+            &files,
+            &LoadOptions {
+                dtype,
+                ..LoadOptions::default()
+            },
+        )
+        .err()
+        .expect("must fail")
+        .to_string();
+        assert!(err.contains(&dtype.to_string()) && err.contains("GPU"), "{err}");
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
@@ -81,10 +81,12 @@ pub(crate) struct Checkpoint {
     metadata: Metadata,
     data_start: usize,
     device: Device,
+    /// What the tensors are cast to once on the device (f32 unless half precision was asked for).
+    dtype: FloatDType,
 }
 
 impl Checkpoint {
-    pub(crate) fn open(path: &Path, device: &Device) -> Result<Self> {
+    pub(crate) fn open(path: &Path, device: &Device, dtype: FloatDType) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| EncoderError::io(path, e))?;
         // Validates the header and that every tensor lies within the file.
         let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| EncoderError::InvalidWeights {
@@ -97,6 +99,7 @@ impl Checkpoint {
             metadata,
             data_start: 8 + header_len,
             device: device.clone(),
+            dtype,
         })
     }
 
@@ -148,12 +151,18 @@ impl Checkpoint {
 
     pub(crate) fn tensor1(&self, key: &str, dim: usize) -> Result<Tensor<1>> {
         let values = self.values(key, &[dim])?;
-        Ok(Tensor::from_data(TensorData::new(values, [dim]), &self.device))
+        Ok(self.on_device(TensorData::new(values, [dim])))
     }
 
     pub(crate) fn tensor2(&self, key: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
         let values = self.values(key, &shape)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+        Ok(self.on_device(TensorData::new(values, shape)))
+    }
+
+    /// Values decoded to f32 on the host, then cast on the device, so f16/bf16 checkpoints and
+    /// half-precision loading share one path.
+    fn on_device<const D: usize>(&self, data: TensorData) -> Tensor<D> {
+        Tensor::<D>::from_data(data, &self.device).cast(self.dtype)
     }
 
     /// A PyTorch `nn.Linear(d_input, d_output)` stored as `{prefix}.weight` `[out, in]` and
@@ -166,7 +175,7 @@ impl Checkpoint {
                 transposed[i * d_output + o] = *w;
             }
         }
-        let weight = Tensor::from_data(TensorData::new(transposed, [d_input, d_output]), &self.device);
+        let weight = self.on_device(TensorData::new(transposed, [d_input, d_output]));
         let bias = self.tensor1(&format!("{prefix}.bias"), d_output)?;
         Ok(Linear {
             weight: Param::from_tensor(weight),

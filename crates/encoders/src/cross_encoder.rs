@@ -200,7 +200,7 @@ impl CrossEncoder {
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
         let st: SentenceTransformersConfig =
             read_optional(files, "config_sentence_transformers.json")?.unwrap_or_default();
-        let transformer = Transformer::load(files, options.device, |config| Task::SequenceClassification {
+        let transformer = Transformer::load(files, options, |config| Task::SequenceClassification {
             num_labels: num_labels(config),
         })?;
         let config = &transformer.config;

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use burn::tensor::FloatDType;
+
 use crate::error::{EncoderError, Result};
 
 /// Where encoders run. `Cpu` (burn's `flex` backend) is always available; `Wgpu` and `Cuda`
@@ -39,23 +41,141 @@ impl Device {
         }
     }
 
+    /// The burn device, checked to be usable: on wgpu a missing adapter is a
+    /// [`EncoderError::DeviceUnavailable`] with wgpu's reason, not a panic deep in a forward pass.
     pub(crate) fn burn(self) -> Result<burn::tensor::Device> {
         match self {
             Self::Cpu => Ok(burn::tensor::Device::flex()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Self::Wgpu => self.probe(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(not(feature = "wgpu"))]
             Self::Wgpu => Err(EncoderError::DeviceUnavailable {
                 device: self.to_string(),
                 reason: "sieve was built without the `wgpu` cargo feature".into(),
             }),
             #[cfg(feature = "cuda")]
-            Self::Cuda(i) => Ok(burn::tensor::Device::cuda(i)),
+            Self::Cuda(i) => self.probe(burn::tensor::Device::cuda(i)),
             #[cfg(not(feature = "cuda"))]
             Self::Cuda(_) => Err(EncoderError::DeviceUnavailable {
                 device: self.to_string(),
                 reason: "sieve was built without the `cuda` cargo feature".into(),
             }),
+        }
+    }
+
+    /// The burn device and the float type to hold weights and activations in, refusing a type
+    /// the device cannot compute in.
+    pub(crate) fn burn_with(self, dtype: Dtype) -> Result<(burn::tensor::Device, FloatDType)> {
+        let device = self.burn()?;
+        let float = dtype.burn();
+        if dtype != Dtype::F32 {
+            if self == Self::Cpu {
+                // The CPU kernels of `models::cpu` read f32 buffers, and flex has no faster
+                // half-precision arithmetic to offer in exchange.
+                return Err(EncoderError::InvalidArgument(format!(
+                    "{dtype} is for the GPU backends (Device::Wgpu, Device::Cuda); load in f32 on the CPU"
+                )));
+            }
+            if !device.supports_dtype(float) {
+                return Err(EncoderError::DeviceUnavailable {
+                    device: self.to_string(),
+                    reason: format!(
+                        "the adapter cannot compute in {dtype} (for f16, wgpu needs the `shader-f16` feature); load in f32"
+                    ),
+                });
+            }
+        }
+        Ok((device, float))
+    }
+
+    /// Backends that cannot start (no adapter, no driver) panic on the first tensor; one tiny
+    /// round trip here turns that into an error naming the cause.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    fn probe(self, device: burn::tensor::Device) -> Result<burn::tensor::Device> {
+        let trial = device.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            burn::tensor::Tensor::<1>::zeros([1], &trial).try_into_data()
+        }));
+        let reason = match outcome {
+            Ok(Ok(_)) => return Ok(device),
+            Ok(Err(e)) => format!("{e:?}"),
+            Err(payload) => {
+                // The runtime starts on its own thread, so what reaches us is usually a closed
+                // channel; the cause (e.g. cubecl's "no adapter found") was printed by that thread.
+                let detail = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                format!(
+                    "the backend failed to start, most likely no adapter or driver (install a Vulkan \
+                     driver; on a machine without a GPU, Mesa's lavapipe); the backend's own message is \
+                     on stderr above [{detail}]"
+                )
+            }
+        };
+        Err(EncoderError::DeviceUnavailable {
+            device: self.to_string(),
+            reason,
+        })
+    }
+}
+
+/// The float type a model's weights and activations are held in ([`LoadOptions::dtype`]).
+///
+/// Half precision halves the weights' memory and, on GPUs with fast f16/bf16 arithmetic, speeds
+/// up the matrix products; outputs are read back as f32 either way. It is for the GPU backends:
+/// the CPU refuses it.
+///
+/// [`LoadOptions::dtype`]: crate::LoadOptions::dtype
+///
+/// ```
+/// use sieve_encoders::Dtype;
+/// assert_eq!("float16".parse::<Dtype>().unwrap(), Dtype::F16);
+/// assert_eq!(Dtype::default(), Dtype::F32);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dtype {
+    /// 32-bit floats, the checkpoints' reference arithmetic.
+    #[default]
+    F32,
+    /// IEEE half precision: 11 significant bits, about 3 decimal digits.
+    F16,
+    /// bfloat16: f32's range with 8 significant bits, about 2 decimal digits.
+    Bf16,
+}
+
+impl Dtype {
+    pub(crate) fn burn(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Dtype {
+    type Err = EncoderError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            other => Err(EncoderError::InvalidArgument(format!(
+                "unknown dtype `{other}` (expected f32, f16 or bf16)"
+            ))),
         }
     }
 }

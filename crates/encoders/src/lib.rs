@@ -43,7 +43,7 @@ mod transformer;
 
 pub use config::PoolingMode;
 pub use cross_encoder::{CrossEncoder, PredictOptions, RankHit, RankOptions, ScoreActivation};
-pub use device::Device;
+pub use device::{Device, Dtype};
 pub use embeddings::{Embeddings, SparseEmbeddings, SparseVector, Sparsity};
 pub use error::{EncoderError, Result};
 pub use hub::ModelFiles;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::batching::sorted_batches;
 use crate::config::{ModuleEntry, PoolingConfig, SentenceTransformersConfig, read_optional};
-use crate::device::Device;
+use crate::device::{Device, Dtype};
 use crate::embeddings::Embeddings;
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
@@ -62,6 +62,9 @@ impl Default for EncodeOptions {
 pub struct LoadOptions {
     /// Backend to run on (default: CPU).
     pub device: Device,
+    /// Float type of the weights and activations (default f32; f16 and bf16 only on the GPU
+    /// backends, where the adapter supports them).
+    pub dtype: Dtype,
 }
 
 /// A bi-encoder: `Transformer → Pooling → (Normalize)` as listed in `modules.json`.
@@ -121,7 +124,7 @@ impl SentenceTransformer {
             }
         }
         let pooling = pooling.unwrap_or_else(PoolingConfig::mean);
-        let transformer = Transformer::load(files, options.device, |_| Task::FeatureExtraction)?;
+        let transformer = Transformer::load(files, options, |_| Task::FeatureExtraction)?;
         let similarity_fn = st
             .similarity_fn_name
             .as_deref()

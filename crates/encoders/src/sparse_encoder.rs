@@ -104,7 +104,7 @@ impl SparseEncoder {
                 }
             }
         }
-        let transformer = Transformer::load(files, options.device, |_| Task::MaskedLm)?;
+        let transformer = Transformer::load(files, options, |_| Task::MaskedLm)?;
         let vocab_size = transformer
             .config
             .get("vocab_size")

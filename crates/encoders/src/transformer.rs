@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::config::{SentenceBertConfig, TokenizerConfig, read_json, read_optional};
-use crate::device::Device;
 use crate::error::Result;
 use crate::hub::ModelFiles;
 use crate::models::{Model, Task};
+use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::{TokenBatch, Tokenizer};
 
 /// Hugging Face's "no limit" sentinel for `model_max_length`.
@@ -22,7 +22,7 @@ pub(crate) struct Transformer {
 
 impl Transformer {
     /// Loads tokenizer and model; `task` may look at `config.json` (e.g. for `num_labels`).
-    pub(crate) fn load(files: &ModelFiles, device: Device, task: impl FnOnce(&Value) -> Task) -> Result<Self> {
+    pub(crate) fn load(files: &ModelFiles, options: &LoadOptions, task: impl FnOnce(&Value) -> Task) -> Result<Self> {
         let config_path = files.required("config.json")?;
         let config: Value = read_json(&config_path)?;
         let sbert: SentenceBertConfig = read_optional(files, "sentence_bert_config.json")?.unwrap_or_default();
@@ -30,8 +30,8 @@ impl Transformer {
         let weights = files.required("model.safetensors")?;
         let tokenizer_path = files.required("tokenizer.json")?;
 
-        let device = device.burn()?;
-        let model = Model::load(&config, &config_path, &weights, task(&config), &device)?;
+        let (device, dtype) = options.device.burn_with(options.dtype)?;
+        let model = Model::load(&config, &config_path, &weights, task(&config), &device, dtype)?;
         // sentence-transformers: the configured max_seq_length, else the smaller of the
         // tokenizer's and the position table's limits.
         let max_length = sbert.max_seq_length.unwrap_or_else(|| {

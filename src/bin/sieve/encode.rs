@@ -115,7 +115,10 @@ pub fn run(args: Args, out: &Output) -> Result {
 /// The device from SIEVE_DEVICE for the models this command loads itself.
 pub fn load_options() -> Result<LoadOptions> {
     let device = Device::from_env().map_err(|e| Error::msg(format!("SIEVE_DEVICE: {e}")))?;
-    Ok(LoadOptions { device })
+    Ok(LoadOptions {
+        device,
+        ..LoadOptions::default()
+    })
 }
 
 /// The lines of a UTF-8 text file (`-`: standard input), without line endings.

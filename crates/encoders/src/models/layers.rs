@@ -4,7 +4,7 @@ use burn::nn::Linear;
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Tensor, TensorCreationOptions};
 
 use super::cpu;
 use crate::error::{EncoderError, Result};
@@ -129,9 +129,9 @@ pub(crate) struct VocabProjection {
 impl VocabProjection {
     /// `embeddings` is `[vocab, hidden]` as stored in checkpoints.
     pub(crate) fn new(embeddings: Tensor<2>, bias: Tensor<1>) -> Self {
-        let device = embeddings.device();
+        let options = TensorCreationOptions::new(embeddings.device()).with_dtype(embeddings.dtype());
         Self {
-            weight: Tensor::from_data(embeddings.transpose().into_data(), &device),
+            weight: Tensor::from_data(embeddings.transpose().into_data(), options),
             bias,
         }
     }
@@ -164,9 +164,18 @@ fn masked_max_matmul(x: Tensor<3>, weight: &Tensor<2>, attention_mask: &Tensor<2
         let len = step.min(seq - start);
         let rows = x.clone().narrow(1, start, len).reshape([batch * len, hidden]);
         let logits = rows.matmul(weight.clone()).reshape([batch, len, vocab]);
-        // Padded positions drop to -1e30 so they never win the maximum.
-        let penalty = (attention_mask.clone().narrow(1, start, len) - 1.0).reshape([batch, len, 1]) * 1e30;
-        let slice_max = (logits + penalty).max_dim(1).reshape([batch, vocab]);
+        // Padded positions drop to -inf so they never win the maximum (a filled constant rather
+        // than an added penalty, which would overflow half precision).
+        let padding = attention_mask
+            .clone()
+            .narrow(1, start, len)
+            .equal_elem(0.0)
+            .reshape([batch, len, 1])
+            .expand([batch, len, vocab]);
+        let slice_max = logits
+            .mask_fill(padding, f32::NEG_INFINITY)
+            .max_dim(1)
+            .reshape([batch, vocab]);
         running = Some(match running {
             Some(m) => m.max_pair(slice_max),
             None => slice_max,

@@ -9,7 +9,7 @@ pub mod roberta;
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, activation};
+use burn::tensor::{Device, FloatDType, Int, Tensor, activation};
 use serde_json::Value;
 
 use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
@@ -133,9 +133,10 @@ impl Model {
         weights: &Path,
         task: Task,
         device: &Device,
+        dtype: FloatDType,
     ) -> Result<Self> {
         let family = family(config)?;
-        let ckpt = Checkpoint::open(weights, device)?;
+        let ckpt = Checkpoint::open(weights, device, dtype)?;
         Ok(match family {
             "bert" => {
                 let c: BertConfig = parse(config, config_path)?;
@@ -206,7 +207,7 @@ impl Model {
         self.max_position_embeddings
     }
 
-    /// Last hidden state `[batch, seq, hidden]`.
+    /// Last hidden state `[batch, seq, hidden]`, in f32 whatever the model computes in.
     pub(crate) fn token_embeddings(
         &self,
         input_ids: Tensor<2, Int>,
@@ -214,10 +215,11 @@ impl Model {
         attention_mask: &Tensor<2>,
     ) -> Tensor<3> {
         self.hidden_states(input_ids, token_type_ids, attention_mask, false)
+            .cast(FloatDType::F32)
     }
 
-    /// Last hidden state, of every position or (`first_only`, where the family supports it) of
-    /// the first position alone.
+    /// Last hidden state in the model's own float type (the heads take it as is), of every
+    /// position or (`first_only`, where the family supports it) of the first position alone.
     fn hidden_states(
         &self,
         input_ids: Tensor<2, Int>,
@@ -243,11 +245,12 @@ impl Model {
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
         let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask, true);
-        match &self.head {
+        let logits = match &self.head {
             Head::BertClassifier(h) => h.forward(hidden),
             Head::DistilBertClassifier(h) => h.forward(hidden),
             _ => unreachable!("classify() is only called on models loaded for SequenceClassification"),
-        }
+        };
+        logits.cast(FloatDType::F32)
     }
 
     /// SPLADE pooling `max_t log(1 + relu(logits[t]))` over unmasked tokens, `[batch, vocab]`.
@@ -261,7 +264,7 @@ impl Model {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
-        let hidden = self.token_embeddings(input_ids, token_type_ids, attention_mask);
+        let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask, false);
         let head: &dyn LmHead = match &self.head {
             Head::BertLm(h) => h,
             Head::DistilBertLm(h) => h,
@@ -270,7 +273,7 @@ impl Model {
         let max_logits = head
             .decoder()
             .max_over_positions(head.transform(hidden), attention_mask);
-        activation::relu(max_logits).log1p()
+        activation::relu(max_logits).log1p().cast(FloatDType::F32)
     }
 }
 
@@ -332,6 +335,7 @@ mod tests {
                 &dir.join("model.safetensors"),
                 Task::FeatureExtraction,
                 &device,
+                FloatDType::F32,
             )
             .unwrap();
             let input_ids = || Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [2, 6]), &device);

@@ -1,0 +1,254 @@
+//! Parity on burn's wgpu backend: the golden values of `../shared` reproduced with every model
+//! loaded on `Device::Wgpu` (on a machine without a GPU, Mesa's lavapipe Vulkan driver).
+//!
+//! This is the only place the non-CPU paths run (burn's GELU, the tensor-op SPLADE pooling), so
+//! it compares outputs rather than trusting the CPU suite. f32 holds 1e-4 here rather than the
+//! CPU's 1e-5: GPU kernels sum in other orders (tiled matmuls, tree reductions), which moves the
+//! last bits of a 384-wide dot product.
+//!
+//! Without an adapter the tests fail, naming the reason; `SIEVE_SKIP_WGPU=1` turns that into a
+//! printed skip (for machines that build the feature but cannot run it).
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+use sieve::{
+    CrossEncoder, Device, Dtype, EncoderError, LoadOptions, ModelFiles, PredictOptions, ScoreActivation,
+    SentenceTransformer, SparseEncoder,
+};
+
+const TOL: f32 = 1e-4;
+
+fn options(dtype: Dtype) -> LoadOptions {
+    LoadOptions {
+        device: Device::Wgpu,
+        dtype,
+    }
+}
+
+/// `true` when a wgpu adapter works; without one, fails the test unless `SIEVE_SKIP_WGPU=1`.
+fn adapter() -> bool {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
+        match SentenceTransformer::from_files(&files, &options(Dtype::F32)) {
+            Ok(_) => Ok(()),
+            Err(e @ EncoderError::DeviceUnavailable { .. }) => Err(e.to_string()),
+            Err(e) => panic!("loading a fixture on wgpu failed for another reason: {e}"),
+        }
+    });
+    match probe {
+        Ok(()) => true,
+        Err(reason) if std::env::var("SIEVE_SKIP_WGPU").as_deref() == Ok("1") => {
+            eprintln!("skipped (SIEVE_SKIP_WGPU=1): {reason}");
+            false
+        }
+        Err(reason) => panic!(
+            "no usable wgpu adapter: {reason}\n\
+             install a Vulkan driver (on a machine without a GPU: Mesa's lavapipe, Debian package \
+             mesa-vulkan-drivers), or set SIEVE_SKIP_WGPU=1 to skip these tests"
+        ),
+    }
+}
+
+fn minilm(dtype: Dtype) -> SentenceTransformer {
+    let files =
+        ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
+    SentenceTransformer::from_files(&files, &options(dtype)).unwrap()
+}
+
+fn quickstart() -> (serde_json::Value, Vec<String>) {
+    let g = golden("golden/all-MiniLM-L6-v2.json");
+    let sentences = strs(&g["sentences"]);
+    (g, sentences)
+}
+
+#[test]
+fn minilm_quickstart_embeddings() {
+    if !adapter() {
+        return;
+    }
+    let (g, sentences) = quickstart();
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let model = minilm(Dtype::F32);
+    let embeddings = model.encode(&texts).unwrap();
+    assert_close(
+        "wgpu minilm embeddings",
+        embeddings.as_slice(),
+        &rows(&g["embeddings"]).concat(),
+        TOL,
+    );
+    let sim = model.similarity(&embeddings, &embeddings).unwrap();
+    assert_close(
+        "wgpu minilm similarity",
+        &sim.concat(),
+        &rows(&g["similarity"]).concat(),
+        TOL,
+    );
+}
+
+#[test]
+fn stsb_cross_encoder_scores() {
+    if !adapter() {
+        return;
+    }
+    let g = golden("golden/stsb-minilm-l6-ce.json");
+    let files = ModelFiles::resolve("sieve/stsb-minilm-l6-ce").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
+    let model = CrossEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
+    let query = g["query"].as_str().unwrap();
+    let corpus = strs(&g["corpus"]);
+    let pairs: Vec<(&str, &str)> = corpus.iter().map(|d| (query, d.as_str())).collect();
+    let scores = model.predict(&pairs).unwrap();
+    assert_close("wgpu stsb sigmoid scores", &scores, &f32s(&g["scores_sigmoid"]), TOL);
+    let raw = PredictOptions {
+        activation: Some(ScoreActivation::Identity),
+        ..Default::default()
+    };
+    let logits = model.predict_with(&pairs, &raw).unwrap();
+    assert_close("wgpu stsb logits", logits.as_slice(), &f32s(&g["logits"]), TOL);
+}
+
+#[test]
+fn splade_tiny_sparse_weights() {
+    if !adapter() {
+        return;
+    }
+    let g = golden("golden/splade-tiny.json");
+    let files = ModelFiles::resolve("rasyosef/splade-tiny").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
+    let model = SparseEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
+    let sentences = strs(&g["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let emb = model.encode(&texts).unwrap();
+    let mut worst = 0.0f32;
+    for (i, s) in g["per_sentence"].as_array().unwrap().iter().enumerate() {
+        let mut entries: Vec<(u32, f32)> = s["nonzero_sorted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e[0].as_u64().unwrap() as u32, e[2].as_f64().unwrap() as f32))
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        let row = emb.row(i);
+        assert_eq!(
+            row.indices,
+            entries.iter().map(|e| e.0).collect::<Vec<_>>(),
+            "sentence {i}: active token set"
+        );
+        let want: Vec<f32> = entries.iter().map(|e| e.1).collect();
+        worst = worst.max(max_abs_diff(&row.values, &want));
+    }
+    assert!(
+        worst <= TOL,
+        "wgpu splade-tiny weights: max |diff| = {worst:e} > {TOL:e}"
+    );
+    eprintln!("wgpu splade-tiny weights: max |diff| = {worst:e} (identical active sets)");
+}
+
+#[test]
+fn roberta_cross_encoder_fixture() {
+    if !adapter() {
+        return;
+    }
+    let g = read_golden(&fixture("roberta-ce").join("golden.json"));
+    let files = ModelFiles::local(fixture("roberta-ce")).unwrap();
+    let model = CrossEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
+    let owned: Vec<(String, String)> = g["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let raw = PredictOptions {
+        activation: Some(ScoreActivation::Identity),
+        ..Default::default()
+    };
+    let logits = model.predict_with(&pairs, &raw).unwrap();
+    assert_close("wgpu roberta-ce logits", logits.as_slice(), &f32s(&g["logits"]), TOL);
+}
+
+#[test]
+fn mpnet_fixture_embeddings() {
+    if !adapter() {
+        return;
+    }
+    // MPNet adds a relative-position bias to the attention scores: the other attention path.
+    let dir = repo_fixture("mpnet-st-mean-norm");
+    let g = read_golden(&dir.join("golden.json"));
+    let model = SentenceTransformer::from_files(&ModelFiles::local(&dir).unwrap(), &options(Dtype::F32)).unwrap();
+    let sentences = strs(&g["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let embeddings = model.encode(&texts).unwrap();
+    assert_close(
+        "wgpu mpnet-st-mean-norm embeddings",
+        embeddings.as_slice(),
+        &rows(&g["sentence_embedding"]).concat(),
+        TOL,
+    );
+}
+
+/// Half precision on the GPU: close to f32, same ranking — or, where the adapter lacks the
+/// type, a `DeviceUnavailable` error that names it.
+fn half_precision_case(dtype: Dtype, cosine_tol: f32) {
+    let (g, sentences) = quickstart();
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let files =
+        ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
+    let model = match SentenceTransformer::from_files(&files, &options(dtype)) {
+        Ok(model) => model,
+        Err(e @ EncoderError::DeviceUnavailable { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(&dtype.to_string()), "{message}");
+            eprintln!("{dtype} unsupported by this adapter, refused clearly: {message}");
+            return;
+        }
+        Err(e) => panic!("{dtype}: {e}"),
+    };
+    let embeddings = model.encode(&texts).unwrap();
+    let diff = max_abs_diff(embeddings.as_slice(), &rows(&g["embeddings"]).concat());
+    eprintln!("wgpu minilm {dtype} embeddings: max |diff| vs f32 golden = {diff:e}");
+    let sim = model.similarity(&embeddings, &embeddings).unwrap();
+    assert_close(
+        &format!("wgpu minilm {dtype} cosine similarities"),
+        &sim.concat(),
+        &rows(&g["similarity"]).concat(),
+        cosine_tol,
+    );
+    // The quickstart's order: sentence 0 is closest to 1, then 2; 1 is closer to 2 than 0 is.
+    let want = rows(&g["similarity"]);
+    let order = |m: &[Vec<f32>]| {
+        let mut pairs = [(0, 1), (0, 2), (1, 2)];
+        pairs.sort_by(|a, b| m[b.0][b.1].total_cmp(&m[a.0][a.1]));
+        pairs
+    };
+    assert_eq!(
+        order(&sim),
+        order(&want),
+        "{dtype}: ranking of the quickstart similarities"
+    );
+}
+
+#[test]
+fn minilm_in_f16() {
+    if !adapter() {
+        return;
+    }
+    // f16 keeps 11 significant bits (relative rounding 2^-11 ≈ 5e-4). Weights are rounded once and
+    // activations again after every operation of 6 layers; LayerNorm and softmax keep magnitudes
+    // near 1, so errors add up rather than compound: a few 1e-3 on a cosine. 1e-2 leaves room for
+    // that and still catches a broken kernel (which moves cosines by tenths); the quickstart's
+    // cosines lie ≥ 0.036 apart, so within it their ranking cannot change — checked anyway.
+    half_precision_case(Dtype::F16, 1e-2);
+}
+
+#[test]
+fn minilm_in_bf16() {
+    if !adapter() {
+        return;
+    }
+    // bf16 keeps 8 significant bits (2^-8 ≈ 4e-3 relative), eight times f16's rounding.
+    half_precision_case(Dtype::Bf16, 5e-2);
+}
