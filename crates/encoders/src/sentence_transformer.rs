@@ -53,7 +53,8 @@ impl Default for EncodeOptions {
 /// ```no_run
 /// use sieve_encoders::{Device, LoadOptions, ModelFiles, SentenceTransformer};
 ///
-/// let options = LoadOptions { device: Device::from_env()? }; // SIEVE_DEVICE=cuda:0, else the CPU
+/// // SIEVE_DEVICE=wgpu (or cuda:0), else the CPU; f32 unless `dtype` says otherwise.
+/// let options = LoadOptions { device: Device::from_env()?, ..LoadOptions::default() };
 /// let files = ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2")?;
 /// let model = SentenceTransformer::from_files(&files, &options)?;
 /// # Ok::<(), sieve_encoders::EncoderError>(())
