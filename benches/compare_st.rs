@@ -16,39 +16,21 @@
 //! installed here. Without it only sieve's figures are printed. `SIEVE_BENCH_ROUNDS` (default 5)
 //! sets the rounds; `SIEVE_BENCH_ONLY=encode,predict` picks workloads.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
+use common::scifact;
 use sieve::{CrossEncoder, EncodeOptions, PredictOptions, SentenceTransformer, SparseEncodeOptions, SparseEncoder};
 
 const BATCH_SIZE: usize = 32;
 
-fn shared() -> PathBuf {
-    std::env::var_os("SIEVE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
-
-fn scifact(file: &str) -> Vec<serde_json::Value> {
-    let path = shared().join("data/scifact").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
-
 fn first_words(text: &str, n: usize) -> String {
     text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
-}
-
-fn doc_text(doc: &serde_json::Value) -> String {
-    format!(
-        "{} {}",
-        doc["title"].as_str().unwrap_or(""),
-        doc["text"].as_str().unwrap_or("")
-    )
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -117,28 +99,25 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used here.
     let rounds = env_usize("SIEVE_BENCH_ROUNDS", 5).max(1);
     let only = std::env::var("SIEVE_BENCH_ONLY").unwrap_or_else(|_| "encode,predict,splade".into());
-    let corpus = scifact("corpus.jsonl");
-    let queries = scifact("queries.jsonl");
-    let texts: Vec<String> = corpus
+    let scifact = scifact::data();
+    let texts: Vec<String> = scifact
+        .corpus
         .iter()
         .take(2000)
-        .map(|d| first_words(&doc_text(d), 20))
+        .map(|d| first_words(&d.text, 20))
         .collect();
-    let pairs: Vec<(String, String)> = queries
+    let pairs: Vec<(String, String)> = scifact
+        .queries
         .iter()
-        .zip(&corpus)
+        .zip(&scifact.corpus)
         .take(500)
-        .map(|(q, d)| {
-            (
-                q["text"].as_str().unwrap_or("").to_string(),
-                first_words(&doc_text(d), 30),
-            )
-        })
+        .map(|(q, d)| (q.text.clone(), first_words(&d.text, 30)))
         .collect();
-    let docs: Vec<String> = corpus
+    let docs: Vec<String> = scifact
+        .corpus
         .iter()
-        .take(env_usize("SIEVE_BENCH_SPLADE_DOCS", corpus.len()))
-        .map(doc_text)
+        .take(env_usize("SIEVE_BENCH_SPLADE_DOCS", scifact.corpus.len()))
+        .map(|d| d.text.clone())
         .collect();
 
     let inputs = std::env::temp_dir().join(format!("sieve-compare-st-{}.json", std::process::id()));
