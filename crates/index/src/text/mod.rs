@@ -187,6 +187,14 @@ impl TextIndex {
         let writer = index
             .writer(config.writer_memory_bytes)
             .map_err(|e| open_error(&place, e))?;
+        // A writer killed before its commit leaves files that no commit references; the next
+        // writer would reuse their names (e.g. a segment's `.del` at the same opstamp) and fail
+        // with "FileAlreadyExists". tantivy registers every file before writing it, so its
+        // garbage collection removes exactly those.
+        writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(|e| open_error(&place, e))?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
