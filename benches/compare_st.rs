@@ -15,6 +15,13 @@
 //! `SIEVE_PYTHON` (default `python3`) must have `sentence-transformers` installed: nothing is
 //! installed here. Without it only sieve's figures are printed. `SIEVE_BENCH_ROUNDS` (default 5)
 //! sets the rounds; `SIEVE_BENCH_ONLY=encode,predict` picks workloads.
+//!
+//! On a GPU, `SIEVE_DEVICE` / `SIEVE_DTYPE` pick sieve's device and float type (build with the
+//! matching feature), and sentence-transformers runs on `cuda` when `SIEVE_DEVICE` is not `cpu`
+//! and PyTorch sees a GPU:
+//! ```sh
+//! SIEVE_DEVICE=wgpu cargo bench --features wgpu --bench compare_st
+//! ```
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,7 +32,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use common::scifact;
-use sieve::{CrossEncoder, EncodeOptions, PredictOptions, SentenceTransformer, SparseEncodeOptions, SparseEncoder};
+use sieve::{
+    CrossEncoder, EncodeOptions, LoadOptions, PredictOptions, SentenceTransformer, SparseEncodeOptions, SparseEncoder,
+};
 
 const BATCH_SIZE: usize = 32;
 
@@ -130,10 +139,14 @@ fn main() {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
-    let bi = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
-        .expect("run scripts/fetch-models");
-    let ce = CrossEncoder::from_pretrained("sieve/stsb-minilm-l6-ce").expect("run scripts/fetch-models");
-    let splade = SparseEncoder::from_pretrained("rasyosef/splade-tiny").expect("run scripts/fetch-models");
+    let load = LoadOptions::from_env().unwrap_or_else(|e| panic!("{e}"));
+    println!("sieve on {} in {}", load.device, load.dtype);
+    let bi = SentenceTransformer::from_pretrained_with("sentence-transformers/all-MiniLM-L6-v2", &load)
+        .unwrap_or_else(|e| panic!("{e} (run scripts/fetch-models)"));
+    let ce = CrossEncoder::from_pretrained_with("sieve/stsb-minilm-l6-ce", &load)
+        .unwrap_or_else(|e| panic!("{e} (run scripts/fetch-models)"));
+    let splade = SparseEncoder::from_pretrained_with("rasyosef/splade-tiny", &load)
+        .unwrap_or_else(|e| panic!("{e} (run scripts/fetch-models)"));
 
     let encode_options = EncodeOptions {
         batch_size: BATCH_SIZE,

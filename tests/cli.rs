@@ -24,8 +24,16 @@ fn sieve(args: &[&str]) -> Output {
 }
 
 fn sieve_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    sieve_with(args, stdin, &[])
+}
+
+fn sieve_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sieve"));
-    cmd.args(args).env("HF_HUB_OFFLINE", "1").env_remove("SIEVE_DEVICE");
+    cmd.args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("SIEVE_DEVICE")
+        .env_remove("SIEVE_DTYPE")
+        .envs(env.iter().copied());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("the sieve binary runs");
@@ -55,7 +63,12 @@ fn json(args: &[&str]) -> Value {
 /// Runs a command that must fail; checks it printed exactly one `error:` line containing
 /// every one of `needles`, and returns stderr.
 fn fails(args: &[&str], needles: &[&str]) -> String {
-    let out = sieve(args);
+    fails_with(args, &[], needles)
+}
+
+/// [`fails`] with environment variables set.
+fn fails_with(args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
+    let out = sieve_with(args, None, env);
     let err = stderr(&out);
     assert_eq!(
         out.status.code(),
@@ -559,4 +572,33 @@ fn bad_input_gives_one_clear_line() {
         assert_eq!(report["files"]["new"], 2, "{report}");
         assert_eq!(report["files"]["skipped"], 1, "{report}");
     }
+
+    // Device and float type come from the environment, for collections as for `encode`.
+    fails_with(
+        &["search", "--db", db, "garden"],
+        &[("SIEVE_DEVICE", "tpu")],
+        &["SIEVE_DEVICE", "tpu"],
+    );
+    fails_with(
+        &["search", "--db", db, "garden"],
+        &[("SIEVE_DTYPE", "f8")],
+        &["SIEVE_DTYPE", "f8"],
+    );
+    fails_with(
+        &["search", "--db", db, "garden"],
+        &[("SIEVE_DTYPE", "f16")],
+        &["f16", "GPU"],
+    );
+    if cfg!(feature = "cuda") {
+        println!("skipped the SIEVE_DEVICE=cuda check: this build has the cuda feature");
+    } else {
+        fails_with(
+            &["search", "--db", db, "garden"],
+            &[("SIEVE_DEVICE", "cuda")],
+            &["cuda", "feature"],
+        );
+    }
+    // The refused opens left the collection as it was.
+    let hits = json(&["search", "--db", db, "gardening", "--json"]);
+    assert!(hits.to_string().contains("good.md"), "{hits}");
 }

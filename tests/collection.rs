@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use sieve::engine::{Collection, CollectionConfig, Document, EngineError, Filter, Rerank, Retriever};
+use sieve::{Device, EncoderError, LoadOptions};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("collection-{name}-{}", std::process::id()));
@@ -246,6 +247,40 @@ fn bad_input_and_foreign_directories_give_typed_errors() {
     }
     let result = Collection::open(&damaged);
     assert!(result.is_err(), "opening a damaged store must fail");
+}
+
+#[test]
+fn a_device_that_cannot_run_is_refused_and_the_collection_stays_usable() {
+    if cfg!(feature = "cuda") {
+        eprintln!("skipped: this build has the cuda feature, so Device::Cuda may be available");
+        return;
+    }
+    let cuda = LoadOptions {
+        device: Device::Cuda(0),
+        ..LoadOptions::default()
+    };
+    // create: refused before anything is written.
+    let fresh = tempdir("device-create");
+    let err = Collection::create_with(&fresh, tiny(), &cuda).unwrap_err();
+    assert!(
+        matches!(err, EngineError::Encoder(EncoderError::DeviceUnavailable { .. })) && err.to_string().contains("cuda"),
+        "{err}"
+    );
+    assert!(!fresh.exists(), "a refused create must leave no directory behind");
+
+    // open: refused, the lock released, the data untouched.
+    let dir = tempdir("device-open");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..10)).unwrap();
+    c.close().unwrap();
+    let err = Collection::open_with(&dir, &cuda).unwrap_err();
+    assert!(err.to_string().contains("cuda"), "{err}");
+    let c = Collection::open_with(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(c.len(), 10);
+    assert_eq!(
+        c.search("document number 3").bm25().top_k(1).run().unwrap()[0].id,
+        "doc-3"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::*;
+use sieve::engine::{Collection, Document, Retriever};
 use sieve::{
     CrossEncoder, Device, Dtype, EncoderError, LoadOptions, ModelFiles, PredictOptions, ScoreActivation,
     SentenceTransformer, SparseEncoder,
@@ -188,6 +189,63 @@ fn mpnet_fixture_embeddings() {
         &rows(&g["sentence_embedding"]).concat(),
         TOL,
     );
+}
+
+/// A collection whose models run on wgpu stores and finds what the same collection on the CPU
+/// does, and reopens on the CPU (where a collection's models run is not part of it).
+#[test]
+fn collection_on_wgpu_matches_the_cpu() {
+    if !adapter() {
+        return;
+    }
+    let docs: Vec<Document> = (0..30)
+        .map(|i| {
+            Document::new(
+                format!("doc-{i}"),
+                format!("document {i} about topic {} in colour {i}", i % 7),
+            )
+        })
+        .collect();
+    let root =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("wgpu-collection-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let on_gpu = Collection::create_with(root.join("gpu"), tiny_collection_config(), &options(Dtype::F32)).unwrap();
+    let on_cpu = Collection::create(root.join("cpu"), tiny_collection_config()).unwrap();
+    on_gpu.add(docs.clone()).unwrap();
+    on_cpu.add(docs).unwrap();
+
+    // Every document comes back (top_k = all), so only scores can differ.
+    let scores = |c: &Collection, retriever: Retriever| -> std::collections::HashMap<String, f32> {
+        c.search("topic 3 in colour")
+            .retrievers(&[retriever])
+            .top_k(30)
+            .run()
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.id, h.score))
+            .collect()
+    };
+    for retriever in [Retriever::Dense, Retriever::Sparse] {
+        let (gpu, cpu) = (scores(&on_gpu, retriever), scores(&on_cpu, retriever));
+        assert!(!cpu.is_empty(), "{retriever:?}: no hits to compare");
+        assert_eq!(gpu.len(), cpu.len(), "{retriever:?}: different hit sets");
+        for (id, want) in &cpu {
+            let got = gpu
+                .get(id)
+                .unwrap_or_else(|| panic!("{retriever:?}: {id} missing on wgpu"));
+            assert!(
+                (got - want).abs() <= TOL,
+                "{retriever:?} {id}: wgpu {got} vs cpu {want}"
+            );
+        }
+    }
+    let before = scores(&on_gpu, Retriever::Dense);
+    on_gpu.close().unwrap();
+    let reopened = Collection::open(root.join("gpu")).unwrap();
+    assert_eq!(reopened.len(), 30);
+    for (id, score) in scores(&reopened, Retriever::Dense) {
+        assert!((score - before[&id]).abs() <= TOL, "{id} after reopening on the cpu");
+    }
 }
 
 /// Half precision on the GPU: close to f32, same ranking — or, where the adapter lacks the

@@ -35,10 +35,7 @@ pub enum Device {
 impl Device {
     /// The device named by `SIEVE_DEVICE` (`cpu`, `wgpu`, `cuda`, `cuda:N`), else the CPU.
     pub fn from_env() -> Result<Self> {
-        match std::env::var("SIEVE_DEVICE") {
-            Ok(v) if !v.trim().is_empty() => v.parse(),
-            _ => Ok(Self::Cpu),
-        }
+        from_env("SIEVE_DEVICE")
     }
 
     /// The burn device, checked to be usable: on wgpu a missing adapter is a
@@ -146,6 +143,11 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    /// The float type named by `SIEVE_DTYPE` (`f32`, `f16`, `bf16`), else f32.
+    pub fn from_env() -> Result<Self> {
+        from_env("SIEVE_DTYPE")
+    }
+
     pub(crate) fn burn(self) -> FloatDType {
         match self {
             Self::F32 => FloatDType::F32,
@@ -207,5 +209,17 @@ impl FromStr for Device {
                     EncoderError::InvalidArgument(format!("unknown device `{s}` (expected cpu, wgpu, cuda or cuda:N)"))
                 }),
         }
+    }
+}
+
+/// Parses environment variable `name`, unset or blank meaning the default; a bad value is an
+/// error that names the variable.
+fn from_env<T: FromStr<Err = EncoderError> + Default>(name: &str) -> Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e| match e {
+            EncoderError::InvalidArgument(msg) => EncoderError::InvalidArgument(format!("{name}: {msg}")),
+            other => other,
+        }),
+        _ => Ok(T::default()),
     }
 }

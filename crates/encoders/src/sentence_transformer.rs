@@ -68,6 +68,27 @@ pub struct LoadOptions {
     pub dtype: Dtype,
 }
 
+impl LoadOptions {
+    /// The options named by the environment: `SIEVE_DEVICE` (`cpu`, `wgpu`, `cuda`, `cuda:N`;
+    /// default cpu) and `SIEVE_DTYPE` (`f32`, `f16`, `bf16`; default f32). A bad value is an
+    /// error naming the variable.
+    ///
+    /// ```
+    /// use sieve_encoders::{Device, LoadOptions};
+    /// // With neither variable set this is the default: f32 on the CPU.
+    /// # unsafe { std::env::remove_var("SIEVE_DEVICE"); std::env::remove_var("SIEVE_DTYPE"); }
+    /// let options = LoadOptions::from_env()?;
+    /// assert_eq!(options.device, Device::Cpu);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            device: Device::from_env()?,
+            dtype: Dtype::from_env()?,
+        })
+    }
+}
+
 /// A bi-encoder: `Transformer → Pooling → (Normalize)` as listed in `modules.json`.
 ///
 /// ```no_run
@@ -93,6 +114,18 @@ impl SentenceTransformer {
     /// missing) or from a local folder, on the CPU.
     pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
         Self::from_files(&ModelFiles::resolve(name_or_path)?, &LoadOptions::default())
+    }
+
+    /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{SentenceTransformer, Device, LoadOptions};
+    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
+    /// let model = SentenceTransformer::from_pretrained_with("sentence-transformers/all-MiniLM-L6-v2", &options)?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::resolve(name_or_path)?, options)
     }
 
     /// Loads a model from a local folder.

@@ -72,6 +72,18 @@ impl SparseEncoder {
         Self::from_files(&ModelFiles::resolve(name_or_path)?, &LoadOptions::default())
     }
 
+    /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{SparseEncoder, Device, LoadOptions};
+    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
+    /// let model = SparseEncoder::from_pretrained_with("rasyosef/splade-tiny", &options)?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::resolve(name_or_path)?, options)
+    }
+
     /// Loads from a local folder.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         Self::from_files(&ModelFiles::local(path)?, &LoadOptions::default())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use serde_json::Value;
-use sieve_encoders::{CrossEncoder, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector};
+use sieve_encoders::{CrossEncoder, LoadOptions, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector};
 use sieve_index::{DocId, HnswIndex, Metric, SparseIndex, TextIndex};
 
 use crate::config::CollectionConfig;
@@ -194,6 +194,21 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn create(path: impl AsRef<Path>, config: CollectionConfig) -> Result<Self> {
+        Self::create_with(path, config, &LoadOptions::default())
+    }
+
+    /// [`create`](Self::create) with the models loaded on a chosen device and float type.
+    /// Where a collection's models run is not part of it: a collection created on a GPU opens
+    /// on the CPU and the other way round.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{Device, LoadOptions};
+    /// use sieve_engine::{Collection, CollectionConfig};
+    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
+    /// let c = Collection::create_with("docs.sieve", CollectionConfig::default(), &options)?;
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn create_with(path: impl AsRef<Path>, config: CollectionConfig, options: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
         if path.join(MARKER).exists() {
             return Err(EngineError::AlreadyExists {
@@ -217,7 +232,7 @@ impl Collection {
         if config.batch_size == 0 {
             return Err(EngineError::InvalidInput("batch_size must be at least 1".into()));
         }
-        let models = load_models(&config)?;
+        let models = load_models(&config, options)?;
         let schema = Schema {
             version: SCHEMA_VERSION,
             dense: models
@@ -249,6 +264,19 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &LoadOptions::default())
+    }
+
+    /// [`open`](Self::open) with the models loaded on a chosen device and float type (for
+    /// example [`LoadOptions::from_env`], which reads `SIEVE_DEVICE` and `SIEVE_DTYPE`).
+    ///
+    /// ```no_run
+    /// use sieve_encoders::LoadOptions;
+    /// use sieve_engine::Collection;
+    /// let c = Collection::open_with("docs.sieve", &LoadOptions::from_env()?)?;
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
         if !path.is_dir() {
             return Err(EngineError::not_a_collection(path, "no such directory"));
@@ -267,7 +295,7 @@ impl Collection {
         let schema = store
             .schema()?
             .ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
-        let models = load_models(&schema.config)?;
+        let models = load_models(&schema.config, options)?;
         if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense)
             && model.embedding_dim() != expected
         {
@@ -709,22 +737,22 @@ fn metric_of(similarity: SimilarityFn) -> Metric {
     }
 }
 
-fn load_models(config: &CollectionConfig) -> Result<Models> {
+fn load_models(config: &CollectionConfig, options: &LoadOptions) -> Result<Models> {
     Ok(Models {
         dense: config
             .dense
             .as_deref()
-            .map(SentenceTransformer::from_pretrained)
+            .map(|name| SentenceTransformer::from_pretrained_with(name, options))
             .transpose()?,
         sparse: config
             .sparse
             .as_deref()
-            .map(SparseEncoder::from_pretrained)
+            .map(|name| SparseEncoder::from_pretrained_with(name, options))
             .transpose()?,
         reranker: config
             .reranker
             .as_deref()
-            .map(CrossEncoder::from_pretrained)
+            .map(|name| CrossEncoder::from_pretrained_with(name, options))
             .transpose()?,
     })
 }

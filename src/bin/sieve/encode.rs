@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::Serialize;
-use sieve::{Device, EncodeOptions, LoadOptions, ModelFiles, SentenceTransformer, SparseEncodeOptions, SparseEncoder};
+use sieve::{EncodeOptions, ModelFiles, SentenceTransformer, SparseEncodeOptions, SparseEncoder};
 
 use crate::output::Output;
-use crate::{Error, Result};
+use crate::{Error, Result, load_options};
 
 /// Lines encoded per call to the model (and per progress step).
 const LINES_PER_CALL: usize = 1024;
@@ -110,15 +110,6 @@ pub fn run(args: Args, out: &Output) -> Result {
     sink.flush().map_err(write_error)?;
     out.note(&format!("encoded {} texts with {}", lines.len(), args.model));
     Ok(())
-}
-
-/// The device from SIEVE_DEVICE for the models this command loads itself.
-pub fn load_options() -> Result<LoadOptions> {
-    let device = Device::from_env().map_err(|e| Error::msg(format!("SIEVE_DEVICE: {e}")))?;
-    Ok(LoadOptions {
-        device,
-        ..LoadOptions::default()
-    })
 }
 
 /// The lines of a UTF-8 text file (`-`: standard input), without line endings.

@@ -19,14 +19,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sieve::LoadOptions;
 use sieve::engine::{Collection, CollectionConfig};
 
 /// An embedded semantic search database: sentence-transformers models, dense / sparse / BM25
 /// indexes and a persistent collection in a directory.
 ///
 /// Models are Hugging Face ids resolved through the local hub cache ($HF_HUB_CACHE, else
-/// $HF_HOME/hub, else ~/.cache/huggingface/hub). `encode` and `rank` run on the device named by
-/// SIEVE_DEVICE (cpu, wgpu, cuda, cuda:N; default cpu).
+/// $HF_HOME/hub, else ~/.cache/huggingface/hub). Models run on the device named by SIEVE_DEVICE
+/// (cpu, wgpu, cuda, cuda:N; default cpu) in the float type named by SIEVE_DTYPE (f32, f16, bf16;
+/// default f32; half precision on the GPU backends only).
 #[derive(Debug, Parser)]
 #[command(name = "sieve", version, propagate_version = true)]
 struct Cli {
@@ -104,7 +106,6 @@ impl From<sieve::EncoderError> for Error {
 
 /// Opens the collection in `db`; a clear error when there is none.
 pub fn open_collection(db: &Path, out: &output::Output) -> Result<Collection> {
-    warn_device_ignored(out);
     if !db.exists() {
         return Err(Error::msg(format!(
             "no collection at {}: create one with `sieve index PATH --db {0}` or `sieve import-beir DIR --db {0}`",
@@ -112,31 +113,24 @@ pub fn open_collection(db: &Path, out: &output::Output) -> Result<Collection> {
         )));
     }
     out.note(&format!("opening {} (loading models)", db.display()));
-    Ok(Collection::open(db)?)
+    Ok(Collection::open_with(db, &load_options()?)?)
 }
 
 /// Opens the collection in `db`, creating it with the default models when `db` does not exist
 /// or is an empty directory.
 pub fn open_or_create_collection(db: &Path, out: &output::Output) -> Result<Collection> {
-    warn_device_ignored(out);
+    let options = load_options()?;
     let empty_dir = db.is_dir() && std::fs::read_dir(db).map(|mut d| d.next().is_none()).unwrap_or(false);
     if !db.exists() || empty_dir {
         out.note(&format!("creating {} with the default models", db.display()));
-        Ok(Collection::create(db, CollectionConfig::default())?)
+        Ok(Collection::create_with(db, CollectionConfig::default(), &options)?)
     } else {
         out.note(&format!("opening {} (loading models)", db.display()));
-        Ok(Collection::open(db)?)
+        Ok(Collection::open_with(db, &options)?)
     }
 }
 
-/// The engine loads a collection's models on the CPU; say so when SIEVE_DEVICE asks otherwise.
-fn warn_device_ignored(out: &output::Output) {
-    if let Ok(device) = std::env::var("SIEVE_DEVICE") {
-        let device = device.trim();
-        if !device.is_empty() && !device.eq_ignore_ascii_case("cpu") {
-            out.warn(&format!(
-                "SIEVE_DEVICE={device} does not apply to collections yet: their models run on the CPU"
-            ));
-        }
-    }
+/// Device and float type for every model a command loads: SIEVE_DEVICE and SIEVE_DTYPE.
+pub fn load_options() -> Result<LoadOptions> {
+    Ok(LoadOptions::from_env()?)
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use sieve::{CrossEncoder, ModelFiles, RankOptions};
 
 use crate::Result;
-use crate::encode::{load_options, read_lines};
+use crate::encode::read_lines;
+use crate::load_options;
 use crate::output::{Output, print_json, snippet};
 
 /// Rank the lines of a file against a query with a cross-encoder, best first.
