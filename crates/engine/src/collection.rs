@@ -48,7 +48,8 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// What a write did: how many documents it added, replaced or deleted.
+/// What an [`add`](Collection::add) or [`upsert`](Collection::upsert) did: how many documents
+/// it added and how many it replaced ([`delete`](Collection::delete) returns its own count).
 ///
 /// ```
 /// use sieve_engine::{Collection, CollectionConfig, Document};
@@ -69,8 +70,6 @@ pub struct WriteReport {
     pub added: usize,
     /// Existing documents replaced.
     pub replaced: usize,
-    /// Documents deleted.
-    pub deleted: usize,
 }
 
 /// A collection's vital signs, from [`Collection::info`].
