@@ -229,6 +229,7 @@ fn collection_on_wgpu_matches_the_cpu() {
         let (gpu, cpu) = (scores(&on_gpu, retriever), scores(&on_cpu, retriever));
         assert!(!cpu.is_empty(), "{retriever:?}: no hits to compare");
         assert_eq!(gpu.len(), cpu.len(), "{retriever:?}: different hit sets");
+        let mut worst = 0f32;
         for (id, want) in &cpu {
             let got = gpu
                 .get(id)
@@ -237,7 +238,9 @@ fn collection_on_wgpu_matches_the_cpu() {
                 (got - want).abs() <= TOL,
                 "{retriever:?} {id}: wgpu {got} vs cpu {want}"
             );
+            worst = worst.max((got - want).abs());
         }
+        println!("{retriever:?}: {} hits, max |wgpu - cpu| score {worst:.1e}", cpu.len());
     }
     let before = scores(&on_gpu, Retriever::Dense);
     on_gpu.close().unwrap();
