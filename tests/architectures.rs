@@ -7,28 +7,18 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use serde_json::Value;
 use sieve::{CrossEncoder, PredictOptions, RankOptions, SentenceTransformer, SparseEncoder};
 
 const TOL: f32 = 1e-5;
 /// SPLADE weights, as in `tests/sparse_encoder.rs`.
 const SPLADE_TOL: f32 = 1e-4;
 
-fn pairs(g: &Value) -> Vec<(String, String)> {
-    g["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
-        .collect()
-}
-
 /// Token ids, logits, sigmoid scores and `rank` of a one-label cross-encoder fixture.
 fn cross_encoder_case(name: &str, dir: &Path) {
     let g = read_golden(&dir.join("golden.json"));
     let model = CrossEncoder::load(dir).unwrap();
     assert_eq!(model.num_labels(), 1);
-    let owned = pairs(&g);
+    let owned = pairs(&g["pairs"]);
     let pairs: Vec<(&str, &str)> = owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
 
     let batch = model.tokenizer().encode_pairs(&pairs).unwrap();

@@ -105,12 +105,7 @@ fn three_label_nli_fixture() {
     let model = CrossEncoder::load(fixture("bert-nli-ce")).unwrap();
     assert_eq!(model.num_labels(), 3);
     assert_eq!(model.activation(), ScoreActivation::Identity);
-    let pairs: Vec<(String, String)> = g["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
-        .collect();
+    let pairs = common::pairs(&g["pairs"]);
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let batch = model.tokenizer().encode_pairs(&pairs).unwrap();
     for (i, want) in unpadded(&g["features"]["input_ids"], &g["features"]["attention_mask"])

@@ -22,6 +22,7 @@ use sieve::{
 };
 
 const TOL: f32 = 1e-4;
+const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 fn options(dtype: Dtype) -> LoadOptions {
     LoadOptions {
@@ -56,9 +57,7 @@ fn adapter() -> bool {
 }
 
 fn minilm(dtype: Dtype) -> SentenceTransformer {
-    let files =
-        ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
-    SentenceTransformer::from_files(&files, &options(dtype)).unwrap()
+    SentenceTransformer::from_pretrained_with(MINILM, &options(dtype)).unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()))
 }
 
 fn quickstart() -> (serde_json::Value, Vec<String>) {
@@ -97,8 +96,8 @@ fn stsb_cross_encoder_scores() {
         return;
     }
     let g = golden("golden/stsb-minilm-l6-ce.json");
-    let files = ModelFiles::resolve("sieve/stsb-minilm-l6-ce").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
-    let model = CrossEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
+    let model = CrossEncoder::from_pretrained_with("sieve/stsb-minilm-l6-ce", &options(Dtype::F32))
+        .unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
     let query = g["query"].as_str().unwrap();
     let corpus = strs(&g["corpus"]);
     let pairs: Vec<(&str, &str)> = corpus.iter().map(|d| (query, d.as_str())).collect();
@@ -118,8 +117,8 @@ fn splade_tiny_sparse_weights() {
         return;
     }
     let g = golden("golden/splade-tiny.json");
-    let files = ModelFiles::resolve("rasyosef/splade-tiny").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
-    let model = SparseEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
+    let model = SparseEncoder::from_pretrained_with("rasyosef/splade-tiny", &options(Dtype::F32))
+        .unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
     let sentences = strs(&g["sentences"]);
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let emb = model.encode(&texts).unwrap();
@@ -156,12 +155,7 @@ fn roberta_cross_encoder_fixture() {
     let g = read_golden(&fixture("roberta-ce").join("golden.json"));
     let files = ModelFiles::local(fixture("roberta-ce")).unwrap();
     let model = CrossEncoder::from_files(&files, &options(Dtype::F32)).unwrap();
-    let owned: Vec<(String, String)> = g["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
-        .collect();
+    let owned = pairs(&g["pairs"]);
     let pairs: Vec<(&str, &str)> = owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let raw = PredictOptions {
         activation: Some(ScoreActivation::Identity),
@@ -256,9 +250,7 @@ fn collection_on_wgpu_matches_the_cpu() {
 fn half_precision_case(dtype: Dtype, cosine_tol: f32) {
     let (g, sentences) = quickstart();
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
-    let files =
-        ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
-    let model = match SentenceTransformer::from_files(&files, &options(dtype)) {
+    let model = match SentenceTransformer::from_pretrained_with(MINILM, &options(dtype)) {
         Ok(model) => model,
         Err(e @ EncoderError::DeviceUnavailable { .. }) => {
             let message = e.to_string();
@@ -266,7 +258,7 @@ fn half_precision_case(dtype: Dtype, cosine_tol: f32) {
             eprintln!("{dtype} unsupported by this adapter, refused clearly: {message}");
             return;
         }
-        Err(e) => panic!("{dtype}: {e}"),
+        Err(e) => panic!("{dtype}: {e}\n{}", hub_hint()),
     };
     let embeddings = model.encode(&texts).unwrap();
     let diff = max_abs_diff(embeddings.as_slice(), &rows(&g["embeddings"]).concat());

@@ -81,6 +81,20 @@ pub fn strs(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Golden `[[a, b], ...]` text pairs.
+pub fn pairs(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().expect("string").to_string(),
+                p[1].as_str().expect("string").to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn rows(v: &Value) -> Vec<Vec<f32>> {
     v.as_array().expect("array").iter().map(f32s).collect()
 }
