@@ -305,3 +305,19 @@ fn minilm_in_bf16() {
     // bf16 keeps 8 significant bits (2^-8 ≈ 4e-3 relative), eight times f16's rounding.
     half_precision_case(Dtype::Bf16, 5e-2);
 }
+
+#[test]
+fn int8_is_refused_on_wgpu_with_a_clear_error() {
+    if !adapter() {
+        return;
+    }
+    let files = ModelFiles::local(fixture("bert-st-mean-norm")).unwrap();
+    match SentenceTransformer::from_files(&files, &options(Dtype::Int8)) {
+        Err(EncoderError::DeviceUnavailable { device, reason }) => {
+            assert_eq!(device, "wgpu");
+            assert!(reason.contains("int8") && reason.contains("CPU"), "{reason}");
+        }
+        Err(e) => panic!("int8 on wgpu must be DeviceUnavailable, got: {e}"),
+        Ok(_) => panic!("int8 on wgpu must be refused"),
+    }
+}

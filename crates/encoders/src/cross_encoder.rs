@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::batching::sorted_batches;
 use crate::config::{SentenceTransformersConfig, read_optional};
 use crate::embeddings::Embeddings;
 use crate::error::{EncoderError, Result};
@@ -13,7 +12,7 @@ use crate::hub::ModelFiles;
 use crate::models::Task;
 use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::Tokenizer;
-use crate::transformer::{Transformer, to_vec};
+use crate::transformer::{Inputs, Transformer, to_vec};
 
 /// The function applied to a cross-encoder's logits.
 ///
@@ -271,24 +270,23 @@ impl CrossEncoder {
     /// `[pairs, num_labels]` scores with explicit options.
     pub fn predict_with(&self, pairs: &[(&str, &str)], options: &PredictOptions) -> Result<Embeddings> {
         let activation = options.activation.unwrap_or(self.activation);
-        let lengths: Vec<usize> = pairs
-            .iter()
-            .map(|(a, b)| a.chars().count() + b.chars().count())
-            .collect();
-        let rows = sorted_batches(&lengths, options.batch_size, options.show_progress_bar, |idx| {
-            let batch_pairs: Vec<(&str, &str)> = idx.iter().map(|&i| pairs[i]).collect();
-            let batch = self.transformer.tokenizer.encode_pairs(&batch_pairs)?;
-            let (ids, types, mask) = self.transformer.inputs(&batch);
-            let logits = to_vec(self.transformer.model.classify(ids, types, &mask))?;
-            Ok(logits
-                .chunks_exact(self.num_labels)
-                .map(|row| {
-                    let mut row = row.to_vec();
-                    activation.apply(&mut row);
-                    row
-                })
-                .collect::<Vec<_>>())
-        })?;
+        let rows = self.transformer.over_batches(
+            Inputs::Pairs(pairs),
+            options.batch_size,
+            options.show_progress_bar,
+            |batch| {
+                let (ids, types, mask) = self.transformer.inputs(&batch);
+                let logits = to_vec(self.transformer.model.classify(ids, types, &mask))?;
+                Ok(logits
+                    .chunks_exact(self.num_labels)
+                    .map(|row| {
+                        let mut row = row.to_vec();
+                        activation.apply(&mut row);
+                        row
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )?;
         Ok(Embeddings::new(rows.concat(), self.num_labels).expect("num_labels values per pair"))
     }
 
@@ -352,6 +350,19 @@ impl CrossEncoder {
     /// Pairs are truncated (longest first) to this many tokens.
     pub fn max_length(&self) -> usize {
         self.transformer.tokenizer.max_length()
+    }
+
+    /// The arithmetic the model runs in (the [`LoadOptions::dtype`] it was loaded with).
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{Dtype, LoadOptions, CrossEncoder};
+    /// let options = LoadOptions { dtype: Dtype::Int8, ..LoadOptions::default() };
+    /// let model = CrossEncoder::from_pretrained_with("sieve/stsb-minilm-l6-ce", &options)?;
+    /// assert_eq!(model.dtype(), Dtype::Int8);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn dtype(&self) -> crate::device::Dtype {
+        self.transformer.dtype
     }
 
     /// The tokenizer.

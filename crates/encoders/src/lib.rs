@@ -32,6 +32,7 @@ mod device;
 mod embeddings;
 mod error;
 pub mod hub;
+mod kernels;
 pub mod models;
 mod pooling;
 pub mod quantization;

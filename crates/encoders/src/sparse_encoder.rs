@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::batching::sorted_batches;
 use crate::config::{ModuleEntry, SentenceTransformersConfig, SpladePoolingConfig, read_json, read_optional};
 use crate::embeddings::{SparseEmbeddings, SparseVector, Sparsity};
 use crate::error::{EncoderError, Result};
@@ -11,7 +10,7 @@ use crate::hub::ModelFiles;
 use crate::models::Task;
 use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::Tokenizer;
-use crate::transformer::{Transformer, to_vec};
+use crate::transformer::{Inputs, Transformer, to_vec};
 
 /// Options of [`SparseEncoder::encode_with`].
 ///
@@ -185,30 +184,33 @@ impl SparseEncoder {
             })?,
         };
         let texts: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
-        let lengths: Vec<usize> = texts.iter().map(|t| t.chars().count()).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let max_active = options.max_active_dims.or(self.max_active_dims);
-        let rows = sorted_batches(&lengths, options.batch_size, options.show_progress_bar, |idx| {
-            let batch_texts: Vec<&str> = idx.iter().map(|&i| texts[i].as_str()).collect();
-            let batch = self.transformer.tokenizer.encode(&batch_texts)?;
-            let (ids, types, mask) = self.transformer.inputs(&batch);
-            let dense = to_vec(self.transformer.model.splade(ids, types, &mask))?;
-            Ok(dense
-                .chunks_exact(self.vocab_size)
-                .map(|row| {
-                    let (indices, values) = row
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, v)| **v > 0.0)
-                        .map(|(i, v)| (i as u32, *v))
-                        .unzip();
-                    let v = SparseVector { indices, values };
-                    match max_active {
-                        Some(k) => v.top_k(k),
-                        None => v,
-                    }
-                })
-                .collect::<Vec<_>>())
-        })?;
+        let rows = self.transformer.over_batches(
+            Inputs::Texts(&texts),
+            options.batch_size,
+            options.show_progress_bar,
+            |batch| {
+                let (ids, types, mask) = self.transformer.inputs(&batch);
+                let dense = to_vec(self.transformer.model.splade(ids, types, &mask))?;
+                Ok(dense
+                    .chunks_exact(self.vocab_size)
+                    .map(|row| {
+                        let (indices, values) = row
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, v)| **v > 0.0)
+                            .map(|(i, v)| (i as u32, *v))
+                            .unzip();
+                        let v = SparseVector { indices, values };
+                        match max_active {
+                            Some(k) => v.top_k(k),
+                            None => v,
+                        }
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )?;
         Ok(SparseEmbeddings::new(rows, self.vocab_size))
     }
 
@@ -283,6 +285,19 @@ impl SparseEncoder {
     /// Texts are truncated to this many tokens.
     pub fn max_seq_length(&self) -> usize {
         self.transformer.tokenizer.max_length()
+    }
+
+    /// The arithmetic the model runs in (the [`LoadOptions::dtype`] it was loaded with).
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{Dtype, LoadOptions, SparseEncoder};
+    /// let options = LoadOptions { dtype: Dtype::Int8, ..LoadOptions::default() };
+    /// let model = SparseEncoder::from_pretrained_with("rasyosef/splade-tiny", &options)?;
+    /// assert_eq!(model.dtype(), Dtype::Int8);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn dtype(&self) -> crate::device::Dtype {
+        self.transformer.dtype
     }
 
     /// The tokenizer.

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::hub::ModelFiles;
 use crate::models::{Model, Task};
 use crate::sentence_transformer::LoadOptions;
+use crate::batching::sorted_batches;
 use crate::tokenizer::{TokenBatch, Tokenizer};
 
 /// Hugging Face's "no limit" sentinel for `model_max_length`.
@@ -18,6 +19,8 @@ pub(crate) struct Transformer {
     pub(crate) model: Model,
     pub(crate) config: Value,
     pub(crate) device: burn::tensor::Device,
+    /// The arithmetic the model was loaded in.
+    pub(crate) dtype: crate::device::Dtype,
 }
 
 impl Transformer {
@@ -30,8 +33,8 @@ impl Transformer {
         let weights = files.required("model.safetensors")?;
         let tokenizer_path = files.required("tokenizer.json")?;
 
-        let (device, dtype) = options.device.burn_with(options.dtype)?;
-        let model = Model::load(&config, &config_path, &weights, task(&config), &device, dtype)?;
+        let device = options.device.burn_with(options.dtype)?;
+        let model = Model::load(&config, &config_path, &weights, task(&config), &device, options.dtype)?;
         // sentence-transformers: the configured max_seq_length, else the smaller of the
         // tokenizer's and the position table's limits.
         let max_length = sbert.max_seq_length.unwrap_or_else(|| {
@@ -52,6 +55,7 @@ impl Transformer {
             model,
             config,
             device,
+            dtype: options.dtype,
         })
     }
 
@@ -65,6 +69,42 @@ impl Transformer {
     ) {
         batch.tensors(&self.device)
     }
+
+    /// Tokenizes `inputs` in length-sorted batches (one batch ahead of the model, see
+    /// [`sorted_batches`]) and returns `run`'s per-item outputs in the input order.
+    pub(crate) fn over_batches<T>(
+        &self,
+        inputs: Inputs<'_>,
+        batch_size: usize,
+        show_progress_bar: bool,
+        run: impl FnMut(TokenBatch) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
+        let lengths: Vec<usize> = match inputs {
+            Inputs::Texts(texts) => texts.iter().map(|t| t.chars().count()).collect(),
+            Inputs::Pairs(pairs) => pairs
+                .iter()
+                .map(|(a, b)| a.chars().count() + b.chars().count())
+                .collect(),
+        };
+        let tokenize = |idx: &[usize]| match inputs {
+            Inputs::Texts(texts) => {
+                let batch: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
+                self.tokenizer.encode(&batch)
+            }
+            Inputs::Pairs(pairs) => {
+                let batch: Vec<(&str, &str)> = idx.iter().map(|&i| pairs[i]).collect();
+                self.tokenizer.encode_pairs(&batch)
+            }
+        };
+        sorted_batches(&lengths, batch_size, show_progress_bar, tokenize, run)
+    }
+}
+
+/// What a model reads: single texts (bi-encoders, SPLADE) or text pairs (cross-encoders).
+#[derive(Clone, Copy)]
+pub(crate) enum Inputs<'a> {
+    Texts(&'a [&'a str]),
+    Pairs(&'a [(&'a str, &'a str)]),
 }
 
 /// Reads a float tensor back to the host.

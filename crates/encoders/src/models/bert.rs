@@ -6,8 +6,12 @@ use burn::tensor::{Int, Tensor, activation};
 use serde::Deserialize;
 
 use super::LmHead;
+use super::cpu::encoder::CpuLayerNorm;
+use super::cpu::linear::CpuLinear;
+use super::cpu::lm_head::CpuLmHead;
 use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
 use crate::checkpoint::Checkpoint;
+use crate::device::Dtype;
 use crate::error::Result;
 
 /// `config.json` of a BERT model, field for field (only what inference needs).
@@ -128,14 +132,16 @@ pub(crate) const BERT_LAYER_KEYS: LayerKeys = LayerKeys {
 
 /// `BertLayer`: `BertAttention` (self-attention + `BertSelfOutput`), `BertIntermediate`, `BertOutput`.
 pub(crate) struct BertLayer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_output_dense: Linear,
-    attention_output_layer_norm: LayerNorm,
-    intermediate_dense: Linear,
-    output_dense: Linear,
-    output_layer_norm: LayerNorm,
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) attention_output_dense: Linear,
+    pub(crate) attention_output_layer_norm: LayerNorm,
+    pub(crate) intermediate_dense: Linear,
+    pub(crate) output_dense: Linear,
+    pub(crate) output_layer_norm: LayerNorm,
+    /// Both LayerNorms' epsilon (burn keeps its own private).
+    pub(crate) eps: f64,
 }
 
 impl BertLayer {
@@ -151,6 +157,7 @@ impl BertLayer {
             intermediate_dense: ckpt.linear(&k(keys.intermediate_dense), h, m)?,
             output_dense: ckpt.linear(&k(keys.output_dense), m, h)?,
             output_layer_norm: ckpt.layer_norm(&k(keys.output_layer_norm), h, eps)?,
+            eps,
         })
     }
 
@@ -209,8 +216,9 @@ impl BertLayer {
 pub(crate) struct BertModel {
     pub(crate) config: BertConfig,
     embeddings: BertEmbeddings,
-    layers: Vec<BertLayer>,
-    act: Activation,
+    /// Emptied when the layers run on the host kernels instead.
+    pub(crate) layers: Vec<BertLayer>,
+    pub(crate) act: Activation,
 }
 
 impl BertModel {
@@ -232,6 +240,17 @@ impl BertModel {
         })
     }
 
+    /// The embedding block's output `[batch, seq, hidden]` (see [`Self::forward_at`] for
+    /// `position_ids`).
+    pub(crate) fn embed(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        position_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        self.embeddings.forward(input_ids, token_type_ids, position_ids)
+    }
+
     /// Last hidden state `[batch, seq, hidden]`, for `position_ids` `[batch, seq]` (RoBERTa
     /// numbers positions from `padding_idx + 1`; `None` is `0..seq`). With `first_only` the last layer
     /// computes the first position alone, `[batch, 1, hidden]`.
@@ -245,7 +264,7 @@ impl BertModel {
     ) -> Tensor<3> {
         let heads = self.config.num_attention_heads;
         let mask = padding_mask(attention_mask, heads);
-        let mut x = self.embeddings.forward(input_ids, token_type_ids, position_ids);
+        let mut x = self.embed(input_ids, token_type_ids, position_ids);
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, &mask, heads, self.act, first_only && i == last);
@@ -292,6 +311,7 @@ impl BertClassificationHead {
 pub(crate) struct BertLmHead {
     transform_dense: Linear,
     transform_layer_norm: LayerNorm,
+    eps: f64,
     act: Activation,
     decoder: VocabProjection,
 }
@@ -337,6 +357,7 @@ impl BertLmHead {
         Ok(Self {
             transform_dense: ckpt.linear(keys.dense, hidden, hidden)?,
             transform_layer_norm: ckpt.layer_norm(keys.layer_norm, hidden, eps)?,
+            eps,
             act,
             decoder: VocabProjection::new(decoder, ckpt.tensor1(&format!("{}.bias", keys.decoder), vocab)?),
         })
@@ -351,5 +372,17 @@ impl LmHead for BertLmHead {
 
     fn decoder(&self) -> &VocabProjection {
         &self.decoder
+    }
+
+    fn on_host(&self, dtype: Dtype) -> CpuLmHead {
+        let (decoder, bias) = self.decoder.host_parts();
+        CpuLmHead::new(
+            CpuLinear::from_burn(&self.transform_dense, dtype),
+            self.act,
+            CpuLayerNorm::from_burn(&self.transform_layer_norm, self.eps),
+            &decoder,
+            &bias,
+            dtype,
+        )
     }
 }

@@ -7,8 +7,12 @@ use serde::Deserialize;
 
 use super::LmHead;
 use super::bert::{BertLayer, LayerKeys};
+use super::cpu::encoder::CpuLayerNorm;
+use super::cpu::linear::CpuLinear;
+use super::cpu::lm_head::CpuLmHead;
 use super::layers::{Activation, VocabProjection, padding_mask};
 use crate::checkpoint::Checkpoint;
+use crate::device::Dtype;
 use crate::error::Result;
 
 /// DistilBERT's LayerNorm epsilon is fixed in the modeling code, not configured.
@@ -61,8 +65,9 @@ pub(crate) struct DistilBertModel {
     word_embeddings: Embedding,
     position_embeddings: Embedding,
     embeddings_layer_norm: LayerNorm,
-    layers: Vec<BertLayer>,
-    act: Activation,
+    /// Emptied when the layers run on the host kernels instead.
+    pub(crate) layers: Vec<BertLayer>,
+    pub(crate) act: Activation,
 }
 
 impl DistilBertModel {
@@ -88,16 +93,7 @@ impl DistilBertModel {
     /// Last hidden state `[batch, seq, dim]`; with `first_only` the last block computes the
     /// first position alone, `[batch, 1, dim]`.
     pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>, first_only: bool) -> Tensor<3> {
-        let [batch, seq] = input_ids.dims();
-        let device = input_ids.device();
-        let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let positions = self
-            .position_embeddings
-            .forward(position_ids)
-            .expand([batch, seq, self.config.dim]);
-        let mut x = self
-            .embeddings_layer_norm
-            .forward(self.word_embeddings.forward(input_ids) + positions);
+        let mut x = self.embed(input_ids);
         let heads = self.config.n_heads;
         let mask = padding_mask(attention_mask, heads);
         let last = self.layers.len().saturating_sub(1);
@@ -105,6 +101,21 @@ impl DistilBertModel {
             x = layer.forward(x, &mask, heads, self.act, first_only && i == last);
         }
         x
+    }
+}
+
+impl DistilBertModel {
+    /// `Embeddings`: word + position, then LayerNorm, `[batch, seq, dim]`.
+    pub(crate) fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let position_ids = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let positions = self
+            .position_embeddings
+            .forward(position_ids)
+            .expand([batch, seq, self.config.dim]);
+        self.embeddings_layer_norm
+            .forward(self.word_embeddings.forward(input_ids) + positions)
     }
 }
 
@@ -159,5 +170,17 @@ impl LmHead for DistilBertLmHead {
 
     fn decoder(&self) -> &VocabProjection {
         &self.decoder
+    }
+
+    fn on_host(&self, dtype: Dtype) -> CpuLmHead {
+        let (decoder, bias) = self.decoder.host_parts();
+        CpuLmHead::new(
+            CpuLinear::from_burn(&self.vocab_transform, dtype),
+            self.act,
+            CpuLayerNorm::from_burn(&self.vocab_layer_norm, LAYER_NORM_EPS),
+            &decoder,
+            &bias,
+            dtype,
+        )
     }
 }

@@ -136,6 +136,14 @@ impl VocabProjection {
         }
     }
 
+    /// The decoder for the host kernels: `[hidden, vocab]` row-major, and the bias.
+    pub(crate) fn host_parts(&self) -> (Vec<f32>, Vec<f32>) {
+        (
+            cpu::linear::host(self.weight.clone()),
+            cpu::linear::host(self.bias.clone()),
+        )
+    }
+
     /// `max_t (x[t] · W + b)` over the unmasked positions `t`: `[batch, seq, hidden]` →
     /// `[batch, vocab]`. The bias is added after the maximum (adding a constant commutes with
     /// it), and the `[batch, seq, vocab]` logits are never held whole: they are produced a slice

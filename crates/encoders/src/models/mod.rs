@@ -9,15 +9,21 @@ pub mod roberta;
 
 use std::path::Path;
 
-use burn::tensor::{Device, FloatDType, Int, Tensor, activation};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData, activation};
 use serde_json::Value;
 
-use self::bert::{BertClassificationHead, BertConfig, BertLmHead, BertModel};
+use self::bert::{BertClassificationHead, BertConfig, BertLayer, BertLmHead, BertModel};
+use self::cpu::attention::RelativeBias;
+use self::cpu::encoder::{CpuEncoder, pad, real_positions, runs_on_host, unpad};
+use self::cpu::linear::host;
+use self::cpu::lm_head::CpuLmHead;
 use self::distilbert::{DistilBertClassificationHead, DistilBertConfig, DistilBertLmHead, DistilBertModel};
+use self::layers::Activation;
 use self::layers::VocabProjection;
 use self::mpnet::{MPNetConfig, MPNetModel};
 use self::roberta::{RobertaConfig, RobertaModel};
 use crate::checkpoint::Checkpoint;
+use crate::device::Dtype;
 use crate::error::{EncoderError, Result};
 
 /// `architectures` values of `config.json` that sieve can load.
@@ -74,6 +80,15 @@ pub(crate) trait LmHead {
     fn transform(&self, hidden: Tensor<3>) -> Tensor<3>;
     /// The projection of transformed states onto the vocabulary.
     fn decoder(&self) -> &VocabProjection;
+    /// The head with its weights packed for the host kernels in `dtype`.
+    fn on_host(&self, dtype: Dtype) -> CpuLmHead;
+}
+
+/// The layers (and a masked-LM head) on sieve's host kernels, for models on the CPU: packed
+/// weights in f32, int8 or bf16, attention without padding. The burn layers are dropped.
+struct Host {
+    encoder: CpuEncoder,
+    lm_head: Option<CpuLmHead>,
 }
 
 /// A loaded Hugging Face model: backbone plus the head of its task.
@@ -82,6 +97,36 @@ pub(crate) struct Model {
     head: Head,
     hidden_size: usize,
     max_position_embeddings: usize,
+    host: Option<Host>,
+}
+
+impl Backbone {
+    /// The layers, their head count and activation.
+    fn layers_mut(&mut self) -> (&mut Vec<BertLayer>, usize, Activation) {
+        match self {
+            Self::Bert(m) => (&mut m.layers, m.config.num_attention_heads, m.act),
+            Self::Roberta(m) => (&mut m.bert.layers, m.bert.config.num_attention_heads, m.bert.act),
+            Self::DistilBert(m) => (&mut m.layers, m.config.n_heads, m.act),
+            Self::MPNet(m) => (&mut m.layers, m.config.num_attention_heads, m.act),
+        }
+    }
+
+    /// The embedding block's output `[batch, seq, hidden]`.
+    fn embed(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>) -> Tensor<3> {
+        match self {
+            Self::Bert(m) => m.embed(input_ids, token_type_ids, None),
+            Self::Roberta(m) => m.embed(input_ids),
+            Self::DistilBert(m) => m.embed(input_ids),
+            Self::MPNet(m) => m.embed(input_ids),
+        }
+    }
+
+    fn relative_bias(&self) -> Option<RelativeBias> {
+        match self {
+            Self::MPNet(m) => Some(m.relative_bias()),
+            _ => None,
+        }
+    }
 }
 
 /// The transformer family `config.json` describes, checked against [`SUPPORTED_ARCHITECTURES`].
@@ -133,11 +178,34 @@ impl Model {
         weights: &Path,
         task: Task,
         device: &Device,
-        dtype: FloatDType,
+        dtype: Dtype,
+    ) -> Result<Self> {
+        Self::load_on(
+            config,
+            config_path,
+            weights,
+            task,
+            device,
+            dtype,
+            runs_on_host(device, dtype),
+        )
+    }
+
+    /// [`Self::load`], with the layers on the host kernels or on burn as `on_host` says.
+    fn load_on(
+        config: &Value,
+        config_path: &Path,
+        weights: &Path,
+        task: Task,
+        device: &Device,
+        dtype: Dtype,
+        on_host: bool,
     ) -> Result<Self> {
         let family = family(config)?;
-        let ckpt = Checkpoint::open(weights, device, dtype)?;
-        Ok(match family {
+        // On the host, burn keeps f32 copies (embeddings, heads) and the kernels pack their own.
+        let float = if on_host { FloatDType::F32 } else { dtype.burn() };
+        let ckpt = Checkpoint::open(weights, device, float)?;
+        let mut model = match family {
             "bert" => {
                 let c: BertConfig = parse(config, config_path)?;
                 let head = match task {
@@ -153,6 +221,7 @@ impl Model {
                     head,
                     hidden_size,
                     max_position_embeddings,
+                    host: None,
                 }
             }
             "roberta" => {
@@ -165,6 +234,7 @@ impl Model {
                     backbone: Backbone::Roberta(model),
                     head,
                     hidden_size,
+                    host: None,
                 }
             }
             "mpnet" => {
@@ -177,6 +247,7 @@ impl Model {
                     backbone: Backbone::MPNet(model),
                     head,
                     hidden_size,
+                    host: None,
                 }
             }
             _ => {
@@ -194,9 +265,31 @@ impl Model {
                     head,
                     hidden_size,
                     max_position_embeddings,
+                    host: None,
                 }
             }
-        })
+        };
+        if on_host {
+            model.move_to_host(dtype);
+        }
+        Ok(model)
+    }
+
+    /// Packs the layers (and a masked-LM head) for the host kernels and drops burn's copies.
+    fn move_to_host(&mut self, dtype: Dtype) {
+        let bias = self.backbone.relative_bias();
+        let (layers, heads, act) = self.backbone.layers_mut();
+        let mut encoder = CpuEncoder::new(layers, heads, act, dtype);
+        layers.clear();
+        if let Some(bias) = bias {
+            encoder = encoder.with_bias(bias);
+        }
+        let lm_head = match &self.head {
+            Head::BertLm(h) => Some(h.on_host(dtype)),
+            Head::DistilBertLm(h) => Some(h.on_host(dtype)),
+            _ => None,
+        };
+        self.host = Some(Host { encoder, lm_head });
     }
 
     pub(crate) fn hidden_size(&self) -> usize {
@@ -227,6 +320,16 @@ impl Model {
         attention_mask: &Tensor<2>,
         first_only: bool,
     ) -> Tensor<3> {
+        if let Some(host) = &self.host {
+            let [batch, seq] = input_ids.dims();
+            let device = input_ids.device();
+            let (rows, positions) = self.host_rows(host, input_ids, token_type_ids, attention_mask, first_only);
+            let h = self.hidden_size;
+            return match first_only {
+                true => Tensor::from_data(TensorData::new(rows, [batch, 1, h]), &device),
+                false => pad(&rows, h, &positions, seq, &device),
+            };
+        }
         match &self.backbone {
             Backbone::Bert(m) => m.forward_at(input_ids, token_type_ids, None, attention_mask, first_only),
             Backbone::DistilBert(m) => m.forward(input_ids, attention_mask, first_only),
@@ -234,6 +337,24 @@ impl Model {
             Backbone::Roberta(m) => m.forward(input_ids, attention_mask, first_only),
             Backbone::MPNet(m) => m.forward(input_ids, attention_mask),
         }
+    }
+
+    /// The last hidden state of the real tokens, back to back (`[seqs, hidden]` with
+    /// `first_only`), computed by the host kernels; and where each text's tokens sat.
+    fn host_rows(
+        &self,
+        host: &Host,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: &Tensor<2>,
+        first_only: bool,
+    ) -> (Vec<f32>, Vec<Vec<usize>>) {
+        let [batch, seq] = input_ids.dims();
+        let mask: Vec<u32> = host_mask(attention_mask);
+        let positions = real_positions(&mask, batch, seq);
+        let x = self.backbone.embed(input_ids, token_type_ids);
+        let (rows, seqs) = unpad(x, &positions);
+        (host.encoder.forward(rows, &seqs, first_only), positions)
     }
 
     /// Sequence-classification logits `[batch, num_labels]`. The heads read the first position
@@ -264,6 +385,22 @@ impl Model {
         token_type_ids: Tensor<2, Int>,
         attention_mask: &Tensor<2>,
     ) -> Tensor<2> {
+        if let Some(Host {
+            encoder,
+            lm_head: Some(lm_head),
+        }) = &self.host
+        {
+            let [batch, seq] = input_ids.dims();
+            let device = input_ids.device();
+            let mask = host_mask(attention_mask);
+            let positions = real_positions(&mask, batch, seq);
+            let (rows, seqs) = unpad(self.backbone.embed(input_ids, token_type_ids), &positions);
+            let hidden = encoder.forward(rows, &seqs, false);
+            let mut pooled = lm_head.max_logits(&hidden, &seqs);
+            pooled.iter_mut().for_each(|v| *v = v.max(0.0).ln_1p());
+            let vocab = pooled.len() / batch.max(1);
+            return Tensor::from_data(TensorData::new(pooled, [batch, vocab]), &device);
+        }
         let hidden = self.hidden_states(input_ids, token_type_ids, attention_mask, false);
         let head: &dyn LmHead = match &self.head {
             Head::BertLm(h) => h,
@@ -275,6 +412,14 @@ impl Model {
             .max_over_positions(head.transform(hidden), attention_mask);
         activation::relu(max_logits).log1p().cast(FloatDType::F32)
     }
+}
+
+/// The attention mask on the host, 1 for a real token.
+fn host_mask(attention_mask: &Tensor<2>) -> Vec<u32> {
+    host(attention_mask.clone())
+        .iter()
+        .map(|&m| u32::from(m != 0.0))
+        .collect()
 }
 
 #[cfg(test)]
@@ -311,41 +456,84 @@ mod tests {
         assert!(family(&config).is_err());
     }
 
-    /// The first-position-only last layer gives the first row of the full computation.
-    #[test]
-    fn first_only_equals_the_first_row_of_every_position() {
-        use burn::tensor::TensorData;
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-        if !fixtures.exists() {
+    fn fixture_dirs() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = root.join("../../../shared/fixtures");
+        if !shared.exists() {
             eprintln!(
                 "skipped: {} not found (the shared fixtures sit beside the repository)",
-                fixtures.display()
+                shared.display()
             );
-            return;
+            return None;
         }
+        Some((shared, root.join("../../tests/fixtures")))
+    }
+
+    fn load_fixture(dir: &Path, task: Task, on_host: bool, dtype: Dtype) -> Model {
+        let config: Value = crate::config::read_json(&dir.join("config.json")).unwrap();
+        let weights = dir.join("model.safetensors");
+        let config_path = dir.join("config.json");
+        Model::load_on(&config, &config_path, &weights, task, &Device::flex(), dtype, on_host).unwrap()
+    }
+
+    /// Two texts of 5 and 3 tokens padded to 6; token ids valid in every fixture vocabulary.
+    fn inputs() -> (Tensor<2, Int>, Tensor<2>) {
+        use burn::tensor::TensorData;
         let device = Device::flex();
         let ids: Vec<i64> = vec![2, 17, 45, 99, 3, 1, 2, 88, 3, 1, 1, 1];
         let mask: Vec<f32> = vec![1., 1., 1., 1., 1., 0., 1., 1., 1., 0., 0., 0.];
+        (
+            Tensor::from_data(TensorData::new(ids, [2, 6]), &device),
+            Tensor::from_data(TensorData::new(mask, [2, 6]), &device),
+        )
+    }
+
+    /// The host kernels (packed GEMMs, attention without padding) compute what burn's layers
+    /// compute, for every family and head, at the real tokens.
+    #[test]
+    fn host_kernels_match_burn_on_every_family() {
+        let Some((shared, local)) = fixture_dirs() else { return };
+        let (ids, mask) = inputs();
+        let hidden_cases = [
+            shared.join("bert-st-mean-norm"),
+            shared.join("distilbert-st-cls"),
+            shared.join("roberta-ce"),
+            shared.join("xlmr-ce"),
+            local.join("mpnet-st-mean-norm"),
+        ];
+        for dir in hidden_cases {
+            let run = |on_host| {
+                let model = load_fixture(&dir, Task::FeatureExtraction, on_host, Dtype::F32);
+                let hidden = model.hidden_states(ids.clone(), ids.zeros_like(), &mask, false);
+                hidden * mask.clone().unsqueeze_dim::<3>(2)
+            };
+            let diff: f32 = (run(true) - run(false)).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{}: {diff}", dir.display());
+        }
+        for dir in [shared.join("bert-splade"), local.join("roberta-splade")] {
+            let run = |on_host| {
+                let model = load_fixture(&dir, Task::MaskedLm, on_host, Dtype::F32);
+                model.splade(ids.clone(), ids.zeros_like(), &mask)
+            };
+            let diff: f32 = (run(true) - run(false)).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{}: {diff}", dir.display());
+        }
+    }
+
+    /// The first-position-only last layer gives the first row of the full computation.
+    #[test]
+    fn first_only_equals_the_first_row_of_every_position() {
+        let Some((shared, _)) = fixture_dirs() else { return };
+        let (ids, mask) = inputs();
         for name in ["bert-nli-ce", "distilbert-st-cls", "roberta-ce"] {
-            let dir = fixtures.join(name);
-            let config: Value = crate::config::read_json(&dir.join("config.json")).unwrap();
-            let model = Model::load(
-                &config,
-                &dir.join("config.json"),
-                &dir.join("model.safetensors"),
-                Task::FeatureExtraction,
-                &device,
-                FloatDType::F32,
-            )
-            .unwrap();
-            let input_ids = || Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [2, 6]), &device);
-            let attention_mask = Tensor::<2>::from_data(TensorData::new(mask.clone(), [2, 6]), &device);
-            let run =
-                |first_only| model.hidden_states(input_ids(), input_ids().zeros_like(), &attention_mask, first_only);
-            let full = run(false).narrow(1, 0, 1);
-            let first = run(true);
-            let diff: f32 = (full - first).abs().max().into_scalar();
-            assert!(diff < 1e-6, "{name}: {diff}");
+            for on_host in [false, true] {
+                let model = load_fixture(&shared.join(name), Task::FeatureExtraction, on_host, Dtype::F32);
+                let run = |first_only| model.hidden_states(ids.clone(), ids.zeros_like(), &mask, first_only);
+                let full = run(false).narrow(1, 0, 1);
+                let first = run(true);
+                let diff: f32 = (full - first).abs().max().into_scalar();
+                assert!(diff < 1e-6, "{name} (host: {on_host}): {diff}");
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::bert::{BertLayer, LayerKeys, default_hidden_act, default_layer_norm_eps};
+use super::cpu::attention::RelativeBias;
+use super::cpu::linear::host;
 use super::layers::{Activation, biased_multi_head_attention, padding_mask};
 use super::roberta::{position_ids, usable_positions};
 use crate::checkpoint::Checkpoint;
@@ -116,10 +118,11 @@ impl MPNetEmbeddings {
 pub(crate) struct MPNetModel {
     pub(crate) config: MPNetConfig,
     embeddings: MPNetEmbeddings,
-    layers: Vec<BertLayer>,
+    /// Emptied when the layers run on the host kernels instead.
+    pub(crate) layers: Vec<BertLayer>,
     /// `encoder.relative_attention_bias`: `[buckets, heads]`.
     relative_attention_bias: Embedding,
-    act: Activation,
+    pub(crate) act: Activation,
 }
 
 impl MPNetModel {
@@ -163,6 +166,21 @@ impl MPNetModel {
     }
 
     /// Last hidden state `[batch, seq, hidden]`.
+    /// The embedding block's output `[batch, seq, hidden]`.
+    pub(crate) fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        self.embeddings.forward(input_ids)
+    }
+
+    /// The relative-position bias for the host attention: the `[buckets, heads]` table and
+    /// the bucketing.
+    pub(crate) fn relative_bias(&self) -> RelativeBias {
+        RelativeBias {
+            table: host(self.relative_attention_bias.weight.val()),
+            heads: self.config.num_attention_heads,
+            bucket: relative_position_bucket,
+        }
+    }
+
     pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let heads = self.config.num_attention_heads;

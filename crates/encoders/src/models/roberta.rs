@@ -35,7 +35,7 @@ pub(crate) fn position_ids(input_ids: &Tensor<2, Int>, padding_idx: usize) -> Te
 
 /// `RobertaModel` without the pooler: token embeddings out.
 pub(crate) struct RobertaModel {
-    bert: BertModel,
+    pub(crate) bert: BertModel,
     padding_idx: usize,
 }
 
@@ -56,6 +56,14 @@ impl RobertaModel {
     /// Last hidden state `[batch, seq, hidden]`. RoBERTa tokenizers return no `token_type_ids`,
     /// so transformers embeds type 0 everywhere; so does this, whatever segment ids the
     /// tokenizer's post-processor produced.
+    /// The embedding block's output `[batch, seq, hidden]`, positions and token types as in
+    /// [`Self::forward`].
+    pub(crate) fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let positions = position_ids(&input_ids, self.padding_idx);
+        let token_types = input_ids.zeros_like();
+        self.bert.embed(input_ids, token_types, Some(positions))
+    }
+
     pub(crate) fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: &Tensor<2>, first_only: bool) -> Tensor<3> {
         let positions = position_ids(&input_ids, self.padding_idx);
         let token_types = input_ids.zeros_like();

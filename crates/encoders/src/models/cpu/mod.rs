@@ -8,6 +8,11 @@
 //! SPLADE's pooling folds each slice of vocabulary logits into a running maximum in place,
 //! instead of materialising masked copies of `[batch, seq, vocab]` tensors.
 
+pub(crate) mod attention;
+pub(crate) mod encoder;
+pub(crate) mod linear;
+pub(crate) mod lm_head;
+
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
@@ -92,7 +97,33 @@ fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
     gelu_bias_portable(row, bias)
 }
 
-fn gelu_row(row: &mut [f32]) {
+/// `gelu` in place, vectorised like [`gelu_bias_row`].
+pub(crate) fn gelu_row(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        return unsafe { gelu_avx512(row) };
+    } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { gelu_avx2(row) };
+    }
+    gelu_portable(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_avx512(row: &mut [f32]) {
+    gelu_portable(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(row: &mut [f32]) {
+    gelu_portable(row)
+}
+
+#[inline(always)]
+fn gelu_portable(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v = gelu(*v));
 }
 
@@ -142,7 +173,7 @@ fn erfc_abs(z: f32) -> f32 {
 /// `eˣ` to about one ulp: Cody–Waite reduction by ln 2, Cephes' `expf` polynomial, and the
 /// exponent written straight into the bits (no table, no branch, so it vectorises).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
     let shifted = x * std::f32::consts::LOG2_E + ROUND;
