@@ -602,3 +602,52 @@ fn bad_input_gives_one_clear_line() {
     let hits = json(&["search", "--db", db, "gardening", "--json"]);
     assert!(hits.to_string().contains("good.md"), "{hits}");
 }
+
+#[test]
+fn a_collection_built_in_int8_is_searched_in_int8() {
+    let dir = tempdir("int8");
+    let beir = dir.join("beir");
+    fs::create_dir_all(&beir).unwrap();
+    fs::write(
+        beir.join("corpus.jsonl"),
+        [
+            r#"{"_id": "d1", "title": "", "text": "Mitochondria produce most of the cell's energy."}"#,
+            r#"{"_id": "d2", "title": "", "text": "The stock market fell sharply on Monday."}"#,
+            r#"{"_id": "d3", "title": "", "text": "Photosynthesis turns light into chemical energy in plants."}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let db = dir.join("db");
+    let out = sieve_with(
+        &["import-beir", s(&beir), "--db", s(&db), "-q"],
+        None,
+        &[("SIEVE_DTYPE", "int8")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = json(&["info", "--db", s(&db), "--json"]);
+    assert_eq!(info["dtype"], "int8", "{info}");
+    assert!(ok(&["info", "--db", s(&db)]).contains("precision     int8"));
+    // No SIEVE_DTYPE: the query is encoded in int8 like the documents.
+    let hits = json(&[
+        "search",
+        "--db",
+        s(&db),
+        "--json",
+        "--rerank",
+        "0",
+        "what powers a cell",
+    ]);
+    assert_eq!(hits[0]["id"], "d1", "{hits}");
+    // Writing f32 vectors into it is refused, and says how to open it.
+    fs::write(
+        beir.join("corpus.jsonl"),
+        r#"{"_id": "d4", "title": "", "text": "A new document."}"#,
+    )
+    .unwrap();
+    fails_with(
+        &["import-beir", s(&beir), "--db", s(&db)],
+        &[("SIEVE_DTYPE", "f32")],
+        &["int8", "f32"],
+    );
+}

@@ -442,3 +442,40 @@ fn real_models_find_the_semantic_match_and_rerank() {
         .unwrap();
     assert_eq!(hits.len(), 2);
 }
+
+#[test]
+fn a_collection_remembers_the_precision_its_documents_were_encoded_in() {
+    let dir = tempdir("precision");
+    let int8 = LoadOptions {
+        dtype: sieve::Dtype::Int8,
+        ..LoadOptions::default()
+    };
+    let c = Collection::create_with(&dir, tiny(), &int8).unwrap();
+    c.add(docs(0..10)).unwrap();
+    let stored = c.vectors("doc-3").unwrap().unwrap().dense.unwrap();
+    assert_eq!(c.info().unwrap().dtype, sieve::Dtype::Int8);
+    c.close().unwrap();
+
+    // A plain open loads the models in int8 again: a query for a stored text finds it with
+    // the score of identical vectors.
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.info().unwrap().dtype, sieve::Dtype::Int8);
+    let hits = c.search(&docs(3..4)[0].text).dense().top_k(10).run().unwrap();
+    let hit = hits.iter().find(|h| h.id == "doc-3").expect("doc-3 among the hits");
+    assert!(
+        (hit.score - hits[0].score).abs() < 1e-6 && (hit.score - 1.0).abs() < 1e-5,
+        "int8 query vs int8 document: {hits:?}"
+    );
+    assert_eq!(c.vectors("doc-3").unwrap().unwrap().dense.unwrap(), stored);
+    c.close().unwrap();
+
+    // Opened in f32 it still searches, but it will not mix f32 vectors into an int8 collection.
+    let c = Collection::open_with(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(
+        c.search("document number 3").bm25().top_k(1).run().unwrap()[0].id,
+        "doc-3"
+    );
+    let err = c.add(docs(10..11)).unwrap_err().to_string();
+    assert!(err.contains("int8") && err.contains("f32"), "{err}");
+    assert_eq!(c.len(), 10, "the refused write must store nothing");
+}

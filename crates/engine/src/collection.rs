@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use serde_json::Value;
-use sieve_encoders::{CrossEncoder, LoadOptions, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector};
+use sieve_encoders::{
+    CrossEncoder, Device, Dtype, LoadOptions, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector,
+};
 use sieve_index::{DocId, HnswIndex, Metric, SparseIndex, TextIndex};
 
 use crate::config::CollectionConfig;
@@ -99,6 +101,9 @@ pub struct Info {
     pub sparse: Option<usize>,
     /// Documents in the BM25 index.
     pub text: Option<usize>,
+    /// The arithmetic the documents were encoded in (fixed at creation, see
+    /// [`LoadOptions::dtype`]); queries use it too unless opened otherwise.
+    pub dtype: Dtype,
     /// Sequence number of the last write.
     pub sequence: u64,
     /// Bytes on disk.
@@ -240,6 +245,7 @@ impl Collection {
                 .map(|m| (m.embedding_dim(), metric_of(m.similarity_fn()))),
             sparse_dim: models.sparse.as_ref().map(|m| m.dim() as u32),
             config,
+            dtype: options.dtype,
         };
         fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
         let lock = lock(path)?;
@@ -263,11 +269,30 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(path, &LoadOptions::default())
+        Self::open_on(path, Device::Cpu)
     }
 
-    /// [`open`](Self::open) with the models loaded on a chosen device and float type (for
+    /// [`open`](Self::open) with the models on `device`, in the precision the collection's
+    /// documents were encoded in (f32, or int8 / bf16 if it was created so).
+    ///
+    /// ```no_run
+    /// use sieve_encoders::Device;
+    /// use sieve_engine::Collection;
+    /// let c = Collection::open_on("docs.sieve", Device::from_env()?)?;
+    /// println!("queries in {}", c.info()?.dtype);
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn open_on(path: impl AsRef<Path>, device: Device) -> Result<Self> {
+        Self::open_inner(path.as_ref(), &|schema| LoadOptions {
+            device,
+            dtype: schema.dtype,
+        })
+    }
+
+    /// [`open`](Self::open) with the models loaded on a chosen device and precision (for
     /// example [`LoadOptions::from_env`], which reads `SIEVE_DEVICE` and `SIEVE_DTYPE`).
+    /// A precision other than the one the documents were encoded in serves searches, but
+    /// writes are refused: a collection's vectors all come from one arithmetic.
     ///
     /// ```no_run
     /// use sieve_encoders::LoadOptions;
@@ -276,7 +301,10 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
-        let path = path.as_ref();
+        Self::open_inner(path.as_ref(), &|_| options.clone())
+    }
+
+    fn open_inner(path: &Path, options: &dyn Fn(&Schema) -> LoadOptions) -> Result<Self> {
         if !path.is_dir() {
             return Err(EngineError::not_a_collection(path, "no such directory"));
         }
@@ -294,7 +322,7 @@ impl Collection {
         let schema = store
             .schema()?
             .ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
-        let models = load_models(&schema.config, options)?;
+        let models = load_models(&schema.config, &options(&schema))?;
         if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense)
             && model.embedding_dim() != expected
         {
@@ -378,6 +406,7 @@ impl Collection {
             dense: state.dense.as_ref().map(sieve_index::DenseIndex::len),
             sparse: state.sparse.as_ref().map(|i| i.len()),
             text: state.text.as_ref().map(|i| i.len()),
+            dtype: self.schema.dtype,
             sequence: self.store.seq()?,
             size_on_disk: dir_size(&self.path),
         })
@@ -584,11 +613,28 @@ impl Collection {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Refuses to encode documents in another arithmetic than the stored ones were.
+    fn check_dtype(&self) -> Result<()> {
+        let stored = self.schema.dtype;
+        let loaded = [
+            self.models.dense.as_ref().map(SentenceTransformer::dtype),
+            self.models.sparse.as_ref().map(SparseEncoder::dtype),
+        ];
+        match loaded.into_iter().flatten().find(|&d| d != stored) {
+            Some(found) => Err(EngineError::InvalidInput(format!(
+                "this collection's documents are encoded in {stored} and its models were loaded in {found}, which \
+                 can search it but not write to it; open it with Collection::open (or SIEVE_DTYPE={stored})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn write(&self, docs: Vec<Document>, replace: bool, progress: &mut dyn FnMut(Progress)) -> Result<WriteReport> {
         if docs.is_empty() {
             return Ok(WriteReport::default());
         }
         self.check_documents(&docs)?;
+        self.check_dtype()?;
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         // Ids are checked under the writer lock so no other write can slip in between.
         let mut existing = Vec::with_capacity(docs.len());

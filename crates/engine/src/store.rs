@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sieve_encoders::SparseVector;
+use sieve_encoders::{Dtype, SparseVector};
 use sieve_index::Metric;
 
 use crate::config::{CollectionConfig, Durability};
@@ -50,6 +50,18 @@ pub(crate) struct Schema {
     pub dense: Option<(usize, Metric)>,
     /// Sparse vocabulary size, from the sparse model at creation.
     pub sparse_dim: Option<u32>,
+    /// The arithmetic the documents are encoded in, fixed at creation. Last, so a schema
+    /// written before it existed still decodes (as f32; see [`Store::schema`]).
+    pub dtype: Dtype,
+}
+
+/// [`Schema`] as written before it recorded the precision (always f32 then).
+#[derive(Deserialize)]
+struct SchemaWithoutDtype {
+    version: u32,
+    config: CollectionConfig,
+    dense: Option<(usize, Metric)>,
+    sparse_dim: Option<u32>,
 }
 
 /// A stored document without its vectors.
@@ -125,7 +137,19 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        self.decode(&bytes, "schema").map(Some)
+        match self.decode::<Schema>(&bytes, "schema") {
+            Ok(schema) => Ok(Some(schema)),
+            Err(e) => match self.decode::<SchemaWithoutDtype>(&bytes, "schema") {
+                Ok(old) => Ok(Some(Schema {
+                    version: old.version,
+                    config: old.config,
+                    dense: old.dense,
+                    sparse_dim: old.sparse_dim,
+                    dtype: Dtype::F32,
+                })),
+                Err(_) => Err(e),
+            },
+        }
     }
 
     pub fn write_schema(&self, schema: &Schema) -> Result<()> {
@@ -294,4 +318,46 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SledStorage;
+
+    /// A schema written before the precision was recorded reads back as f32.
+    #[test]
+    fn a_schema_without_dtype_reads_as_f32() {
+        #[derive(Serialize)]
+        struct Old {
+            version: u32,
+            config: CollectionConfig,
+            dense: Option<(usize, Metric)>,
+            sparse_dim: Option<u32>,
+        }
+        let dir = std::env::temp_dir().join(format!("sieve-schema-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::new(Box::new(SledStorage::open(&dir).unwrap()), &dir);
+        let old = Old {
+            version: SCHEMA_VERSION,
+            config: CollectionConfig::default(),
+            dense: Some((384, Metric::Cosine)),
+            sparse_dim: Some(30522),
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(SCHEMA, bin(&old));
+        store.storage.apply(batch).unwrap();
+        let schema = store.schema().unwrap().unwrap();
+        assert_eq!(schema.dtype, Dtype::F32);
+        assert_eq!(schema.dense, Some((384, Metric::Cosine)));
+
+        let new = Schema {
+            dtype: Dtype::Int8,
+            ..schema
+        };
+        store.write_schema(&new).unwrap();
+        assert_eq!(store.schema().unwrap().unwrap().dtype, Dtype::Int8);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

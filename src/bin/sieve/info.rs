@@ -10,7 +10,7 @@ use crate::{Result, open_collection};
 /// The store and each index report how many documents they hold (equal when healthy).
 ///
 /// `--json` prints `sieve::engine::Info`: {"config", "documents", "dense", "sparse", "text",
-/// "sequence", "size_on_disk"}.
+/// "dtype", "sequence", "size_on_disk"}.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sieve info --db notes.sieve --json")]
 pub struct Args {
@@ -49,6 +49,10 @@ pub fn run(args: Args, out: &Output) -> Result {
         count(info.text)
     );
     println!("reranker      {}", model(&c.reranker));
+    println!(
+        "precision     {} (documents encoded in it; queries use it too)",
+        info.dtype
+    );
     println!("sequence      {}", info.sequence);
     println!("size on disk  {}", human_bytes(info.size_on_disk));
     Ok(())

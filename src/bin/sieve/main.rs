@@ -113,7 +113,17 @@ pub fn open_collection(db: &Path, out: &output::Output) -> Result<Collection> {
         )));
     }
     out.note(&format!("opening {} (loading models)", db.display()));
-    Ok(Collection::open_with(db, &load_options()?)?)
+    open_existing(db, &load_options()?)
+}
+
+/// Opens an existing collection on SIEVE_DEVICE, in SIEVE_DTYPE when it is set and otherwise in
+/// the precision the collection's documents were encoded in.
+fn open_existing(db: &Path, options: &LoadOptions) -> Result<Collection> {
+    let dtype_set = std::env::var("SIEVE_DTYPE").is_ok_and(|v| !v.trim().is_empty());
+    Ok(match dtype_set {
+        true => Collection::open_with(db, options)?,
+        false => Collection::open_on(db, options.device)?,
+    })
 }
 
 /// Opens the collection in `db`, creating it with the default models when `db` does not exist
@@ -126,7 +136,7 @@ pub fn open_or_create_collection(db: &Path, out: &output::Output) -> Result<Coll
         Ok(Collection::create_with(db, CollectionConfig::default(), &options)?)
     } else {
         out.note(&format!("opening {} (loading models)", db.display()));
-        Ok(Collection::open_with(db, &options)?)
+        open_existing(db, &options)
     }
 }
 

@@ -56,8 +56,8 @@ impl Output {
 }
 
 /// Drives one bar across several `add_with_progress` / `upsert_with_progress` calls: each
-/// document counts once per encoding stage, so the bar moves forward through dense, then
-/// sparse, batch after batch.
+/// document counts once per encoding stage (dense and sparse run side by side), batch after
+/// batch.
 pub struct WriteProgress {
     bar: ProgressBar,
     stages: u64,
@@ -81,14 +81,16 @@ impl WriteProgress {
         let stages = self.stages;
         let bar = self.bar.clone();
         self.offset += batch as u64 * stages;
+        // Dense and sparse encode side by side: the bar shows their sum.
+        let mut done = [0u64; 2];
         move |p: Progress| {
-            let stage = match p.stage {
-                "dense" => 0,
-                "sparse" => stages - 1,
-                _ => stages,
-            };
+            match p.stage {
+                "dense" => done[0] = p.done as u64,
+                "sparse" => done[1] = p.done as u64,
+                _ => done = [p.total as u64; 2],
+            }
             bar.set_message(p.stage);
-            bar.set_position(base + (stage * p.total as u64 + p.done as u64).min(batch as u64 * stages));
+            bar.set_position(base + (done[0] + done[1]).min(batch as u64 * stages));
         }
     }
 
