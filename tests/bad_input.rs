@@ -2,9 +2,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::fixture;
+use common::{copy_dir, fixture};
 use sieve::{
     CrossEncoder, Device, Dtype, EncodeOptions, EncoderError, LoadOptions, ModelFiles, SentenceTransformer,
     SparseEncoder,
@@ -37,19 +37,6 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
@@ -131,6 +118,44 @@ fn mis_shaped_tensor_names_key_and_both_shapes() {
         text.contains("intermediate.dense.weight") && text.contains("[65, 32]") && text.contains("[64, 32]"),
         "{text}"
     );
+}
+
+/// Folders that loaded and then panicked on the first encode (each made `sieve encode` exit
+/// 101): an error at load naming the field, or a clamp.
+#[test]
+fn configs_that_would_fail_mid_encode_are_refused_at_load() {
+    for (heads, tag) in [(0, "zero-heads"), (3, "uneven-heads")] {
+        let dir = Scratch::of("bert-st-mean-norm", tag);
+        dir.edit_config(|c| c["num_attention_heads"] = heads.into());
+        let err = load_error(&dir);
+        assert!(matches!(err, EncoderError::InvalidConfig { .. }), "{tag}: {err:?}");
+        assert!(
+            err.to_string().contains(&format!("num_attention_heads ({heads}) must be positive and divide hidden_size (32)")),
+            "{err}"
+        );
+    }
+
+    // A tokenizer with ids past the embedding table (here one added token, id 600 of 500 rows).
+    let dir = Scratch::of("bert-st-mean-norm", "vocab");
+    let path = dir.path("tokenizer.json");
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    tokenizer["model"]["vocab"]["zyzzyva"] = 600.into();
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::InvalidConfig { .. }), "{err:?}");
+    assert!(err.to_string().contains("vocab_size is 500") && err.to_string().contains("600"), "{err}");
+
+    // max_seq_length past the position table (128) is clamped to it, and long texts encode.
+    let dir = Scratch::of("bert-st-mean-norm", "seq-length");
+    let path = dir.path("sentence_bert_config.json");
+    let mut sbert: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    sbert["max_seq_length"] = 100_000.into();
+    std::fs::write(&path, sbert.to_string()).unwrap();
+    let model = SentenceTransformer::load(&dir.0).unwrap();
+    assert_eq!(model.max_seq_length(), 128);
+    let long = "word ".repeat(1_000);
+    let embedding = model.encode(&[long.as_str()]).unwrap();
+    assert!(embedding.row(0).iter().all(|x| x.is_finite()));
 }
 
 #[test]

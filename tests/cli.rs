@@ -532,6 +532,12 @@ fn bad_input_gives_one_clear_line() {
         &["search", "--db", db, "x", "--filter", "(kind in (a, b)"],
         &["position 16", "expected `)`"],
     );
+    // 60,000 nested parentheses aborted the process with a stack overflow (exit 134).
+    let deep = format!("{}kind=a{}", "(".repeat(60_000), ")".repeat(60_000));
+    fails(
+        &["search", "--db", db, "x", "--filter", &deep],
+        &["invalid --filter", "deeper than 64 levels"],
+    );
     fails(&["search", "--db", db, "anything"], &["no collection at"]);
     fails(
         &["encode", "--model", "m", "--input", s(&dir.join("nope.txt"))],
@@ -650,4 +656,80 @@ fn a_collection_built_in_int8_is_searched_in_int8() {
         &[("SIEVE_DTYPE", "f32")],
         &["int8", "f32"],
     );
+}
+
+/// A directory that cannot be read on a re-index (a dangling link where it was, or no read
+/// permission) keeps what was indexed from it, with a warning; it used to count its files as
+/// removed and delete their chunks. Also: output into a pipe its reader closed ends quietly.
+#[test]
+fn an_unreadable_directory_keeps_its_chunks_and_a_closed_pipe_ends_quietly() {
+    let dir = tempdir("unreadable");
+    let docs = dir.join("docs");
+    fs::create_dir_all(docs.join("kept")).unwrap();
+    fs::create_dir_all(docs.join("locked")).unwrap();
+    fs::write(docs.join("top.md"), "Sourdough needs a lively starter and a long, cool rise.\n").unwrap();
+    fs::write(docs.join("kept/a.md"), "Tide tables list the hours of high and low water.\n").unwrap();
+    fs::write(docs.join("locked/b.md"), "Violin strings are tuned in perfect fifths.\n").unwrap();
+    let db = dir.join("db.sieve");
+    let (db, docs_s) = (s(&db), s(&docs));
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["new"], 3, "{report}");
+    let documents = report["documents"].clone();
+
+    // `kept/` becomes a link to nowhere (an unmounted drive, a moved folder).
+    fs::rename(docs.join("kept"), dir.join("kept-moved")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere"), docs.join("kept")).unwrap();
+    // `locked/` loses its permissions (root reads it anyway: then that half is skipped).
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(docs.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let locked = fs::read_dir(docs.join("locked")).is_err();
+    if !locked {
+        eprintln!("skipped the permission half: this user (root?) reads a mode-000 directory");
+    }
+
+    let out = sieve(&["index", docs_s, "--db", db, "--json"]);
+    fs::set_permissions(docs.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"]["removed"], 0, "{report}");
+    assert_eq!(report["chunks"]["deleted"], 0, "{report}");
+    assert_eq!(report["documents"], documents, "{report}");
+    let err = stderr(&out);
+    assert!(err.contains("warning: cannot read") && err.contains("kept"), "{err}");
+    assert!(err.contains("keeping what was indexed from it"), "{err}");
+    if locked {
+        assert!(err.contains("locked"), "{err}");
+    }
+    let hits = json(&["search", "--db", db, "tide tables", "--json", "--rerank", "0", "-q"]);
+    assert_eq!(hits[0]["metadata"]["path"], "kept/a.md", "{hits}");
+
+    // Once the folder is back and readable, nothing changed; once it is really gone, its
+    // chunks go.
+    fs::remove_file(docs.join("kept")).unwrap();
+    fs::rename(dir.join("kept-moved"), docs.join("kept")).unwrap();
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["unchanged"], 3, "{report}");
+    fs::remove_dir_all(docs.join("kept")).unwrap();
+    let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
+    assert_eq!(report["files"]["removed"], 1, "{report}");
+
+    // `sieve search … | head`: the reader is gone before the results are printed.
+    for args in [
+        &["search", "--db", db, "sourdough", "--rerank", "0"][..],
+        &["info", "--db", db][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+            .args(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
 }

@@ -104,11 +104,22 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
     // forget() keeps the lock file open in this process; release it the way a dead process would.
     let (c, dir) = reopen_after_forget(&dir);
     let info = c.info().unwrap();
+    assert!(info.sequence > 0);
     assert_eq!(
         (info.documents, info.dense, info.sparse, info.text),
         (39, Some(39), Some(39), Some(39))
     );
     assert_eq!(c.search("number 35").bm25().top_k(1).run().unwrap()[0].id, "doc-35");
+    // The catch-up was saved at once: a crash now would not make the next open redo it.
+    let markers = |dir: &std::path::Path| -> Vec<u64> {
+        ["dense", "sparse", "text"]
+            .map(|name| {
+                let text = std::fs::read_to_string(dir.join(format!("indexes/{name}.seq"))).unwrap();
+                text.trim().parse().unwrap()
+            })
+            .to_vec()
+    };
+    assert_eq!(markers(&dir), [info.sequence; 3]);
     drop(c);
 
     // Lose the saved dense and sparse indexes entirely: rebuilt from the store.
@@ -125,23 +136,13 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
 /// have the OS release it: open a copy of the directory instead (files as the crash left them).
 fn reopen_after_forget(dir: &std::path::Path) -> (Collection, PathBuf) {
     let copy = dir.with_extension("copy");
+    assert_ne!(copy, dir, "a copy of a copy would remove its source");
     let _ = std::fs::remove_dir_all(&copy);
     copy_dir(dir, &copy);
     (Collection::open(&copy).unwrap(), copy)
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use common::copy_dir;
 
 #[test]
 fn filters_apply_inside_every_retriever() {
@@ -178,6 +179,282 @@ fn filters_apply_inside_every_retriever() {
             .unwrap();
         assert_eq!(hybrid.len(), 12.min(matching));
     }
+}
+
+/// A model that outputs infinity: its weights were written by hand or went bad in training. An
+/// infinite sparse weight used to be stored, after which every rebuild of the sparse index
+/// failed and the collection never opened again.
+#[test]
+fn a_model_that_outputs_infinity_is_refused_before_anything_is_written() {
+    let models = tempdir("inf-models");
+    let (dense, sparse) = (models.join("dense"), models.join("sparse"));
+    copy_dir(&common::fixture("bert-st-mean-norm"), &dense);
+    copy_dir(&common::fixture("bert-splade"), &sparse);
+    common::fill_tensor(&sparse.join("model.safetensors"), "cls.predictions.bias", f32::INFINITY);
+    let config = |sparse: &std::path::Path| CollectionConfig {
+        sparse: Some(sparse.to_string_lossy().into_owned()),
+        ..tiny()
+    };
+    let dir = tempdir("inf");
+    let c = Collection::create(&dir, config(&sparse)).unwrap();
+    let err = c.add(docs(0..3)).expect_err("an infinite sparse weight must be refused");
+    assert!(
+        matches!(&err, EngineError::NonFinite { model: "sparse", id } if id == "doc-0" || id == "doc-1" || id == "doc-2"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    assert_eq!(c.len(), 0, "nothing of the call is stored");
+    assert!(c.get("doc-0").unwrap().is_none());
+    drop(c);
+    // The collection still opens (with its models as configured) and takes good documents.
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.len(), 0);
+    drop(c);
+
+    // The same for the dense model.
+    common::fill_tensor(&dense.join("model.safetensors"), "embeddings.LayerNorm.weight", f32::INFINITY);
+    let dir = tempdir("inf-dense");
+    let c = Collection::create(
+        &dir,
+        CollectionConfig {
+            dense: Some(dense.to_string_lossy().into_owned()),
+            ..tiny()
+        },
+    )
+    .unwrap();
+    let err = c.add(docs(0..3)).expect_err("a non-finite dense vector must be refused");
+    assert!(matches!(&err, EngineError::NonFinite { model: "dense", .. }), "{err:?}");
+    assert_eq!(c.len(), 0);
+}
+
+/// Several creators of one path at once (threads here; the lock is a file lock, so threads
+/// race as processes do): exactly one succeeds, whichever finishes first. The checks used to
+/// run before the lock only, so a creator that loaded its models slowly could take the lock
+/// after the winner had closed and write its schema over the winner's collection.
+#[test]
+fn concurrent_creates_of_one_path_make_one_collection() {
+    for round in 0..3 {
+        let dir = tempdir(&format!("race-{round}"));
+        let barrier = std::sync::Barrier::new(4);
+        let outcomes: Vec<Result<(), EngineError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (dir, barrier) = (&dir, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let c = Collection::create(dir, tiny())?;
+                        c.add(vec![Document::new(format!("winner-{i}"), "the first creator's document")])?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        for outcome in &outcomes {
+            if let Err(e) = outcome {
+                assert!(
+                    matches!(e, EngineError::AlreadyExists { .. } | EngineError::Locked { .. }),
+                    "round {round}: {e:?}"
+                );
+            }
+        }
+        let c = Collection::open(&dir).unwrap();
+        assert_eq!(c.len(), 1, "the winner's document is there");
+    }
+}
+
+/// A panic inside a write (here the caller's progress callback, once the documents are stored
+/// and indexed) used to leave poisoned locks that later writes reused, and `Drop` saved the
+/// indexes while unwinding. Now writes are refused until a reopen; reads go on.
+#[test]
+fn after_a_panic_in_a_write_reads_go_on_and_writes_wait_for_a_reopen() {
+    let dir = tempdir("panic");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..10)).unwrap();
+    c.checkpoint().unwrap();
+    let marker = std::fs::read_to_string(dir.join("indexes/dense.seq")).unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.add_with_progress(docs(10..20), &mut |p| {
+            if p.stage == "store" && p.done == p.total {
+                panic!("the caller's callback panics");
+            }
+        })
+    }));
+    assert!(panicked.is_err());
+    for result in [
+        c.add(docs(20..21)).map(|_| ()),
+        c.upsert(docs(0..1)).map(|_| ()),
+        c.delete(&["doc-1"]).map(|_| ()),
+        c.checkpoint(),
+    ] {
+        let err = result.expect_err("writes are refused after a panic");
+        assert!(matches!(err, EngineError::Poisoned { .. }), "{err:?}");
+        assert!(err.to_string().contains("reopen"), "{err}");
+    }
+    assert_eq!(c.len(), 20, "the panicking write was stored before the panic");
+    assert_eq!(c.search("number 15").bm25().top_k(1).run().unwrap()[0].id, "doc-15");
+    drop(c);
+    let after = std::fs::read_to_string(dir.join("indexes/dense.seq")).unwrap();
+    assert_eq!(after, marker, "drop saved nothing after the panic");
+
+    // Reopened: the store is the truth, the indexes catch up, writes work again.
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.len(), 20);
+    c.add(docs(20..21)).unwrap();
+    assert_eq!(c.search("number 20").bm25().top_k(1).run().unwrap()[0].id, "doc-20");
+}
+
+/// A collection folder from someone else: `indexes/` (or an index inside it) is a link to a
+/// folder outside. Rebuilding the text index used to delete through the link.
+#[test]
+fn links_in_a_collection_folder_never_lead_deletes_outside_it() {
+    let dir = tempdir("symlinks");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..5)).unwrap();
+    c.close().unwrap();
+    let outside = tempdir("symlinks-outside");
+    for victim in ["text", "dense", "sparse"] {
+        std::fs::create_dir_all(outside.join(victim)).unwrap();
+        std::fs::write(outside.join(victim).join("precious.txt"), "keep me").unwrap();
+    }
+    let check_outside = || {
+        for victim in ["text", "dense", "sparse"] {
+            let kept = std::fs::read_to_string(outside.join(victim).join("precious.txt"));
+            assert_eq!(kept.ok().as_deref(), Some("keep me"), "{victim}");
+            assert_eq!(std::fs::read_dir(outside.join(victim)).unwrap().count(), 1, "{victim}: nothing written");
+        }
+    };
+
+    // The whole indexes folder.
+    std::fs::rename(dir.join("indexes"), dir.join("indexes.old")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("indexes")).unwrap();
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.search("number 3").bm25().top_k(1).run().unwrap()[0].id, "doc-3");
+    assert!(!std::fs::symlink_metadata(dir.join("indexes")).unwrap().file_type().is_symlink());
+    c.close().unwrap();
+    check_outside();
+
+    // One index inside it.
+    for victim in ["text", "dense", "sparse"] {
+        std::fs::remove_dir_all(dir.join("indexes").join(victim)).unwrap();
+        std::os::unix::fs::symlink(outside.join(victim), dir.join("indexes").join(victim)).unwrap();
+    }
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.info().unwrap().text, Some(5));
+    assert_eq!(c.search("number 4").dense().top_k(5).run().unwrap().len(), 5);
+    c.close().unwrap();
+    check_outside();
+}
+
+/// Model folders are stored as absolute paths, so opening from another working directory
+/// loads the same models (a relative name used to resolve against the current directory).
+#[test]
+fn model_folders_are_stored_as_absolute_paths() {
+    let dir = tempdir("model-paths");
+    // The fixtures named the long way round.
+    let roundabout = |name: &str| {
+        let path = common::fixture(name).join("..").join(name);
+        Some(path.to_str().unwrap().to_string())
+    };
+    let config = CollectionConfig {
+        dense: roundabout("bert-st-mean-norm"),
+        sparse: roundabout("bert-splade"),
+        ..tiny()
+    };
+    let c = Collection::create(&dir, config.clone()).unwrap();
+    let stored = c.config().clone();
+    for (given, kept) in [(&config.dense, &stored.dense), (&config.sparse, &stored.sparse)] {
+        let kept = kept.as_deref().unwrap();
+        assert!(std::path::Path::new(kept).is_absolute(), "{kept}");
+        assert_ne!(given.as_deref(), Some(kept));
+        assert_eq!(
+            std::fs::canonicalize(given.as_deref().unwrap()).unwrap(),
+            std::path::Path::new(kept)
+        );
+    }
+    drop(c);
+    assert_eq!(Collection::open(&dir).unwrap().config().dense, stored.dense);
+}
+
+fn marker(dir: &std::path::Path, index: &str) -> u64 {
+    let text = std::fs::read_to_string(dir.join(format!("indexes/{index}.seq"))).unwrap();
+    text.trim().parse().unwrap()
+}
+
+/// An index that fails after the store has committed a write (here the BM25 folder vanishes
+/// under the open collection, so tantivy cannot commit): the call used to return an error for
+/// a durable write, every later write failed the same way, and the next checkpoint moved the
+/// marker past the entries the index never got.
+#[test]
+fn an_index_failure_after_the_store_commit_leaves_the_write_durable_and_the_index_rebuilt() {
+    let dir = tempdir("index-failure");
+    let c = Collection::create(&dir, tiny()).unwrap();
+    c.add(docs(0..5)).unwrap();
+    c.checkpoint().unwrap();
+    let text_marker = marker(&dir, "text");
+    std::fs::remove_dir_all(dir.join("indexes/text")).unwrap();
+
+    let report = c.add(docs(5..10)).expect("the store has it: the write succeeds");
+    assert_eq!(report.added, 5);
+    assert_eq!(report.stale, [Retriever::Bm25], "{report:?}");
+    let report = c.upsert(docs(8..12)).expect("later writes go on");
+    assert_eq!((report.added, report.replaced), (2, 2));
+    assert_eq!(report.stale, [Retriever::Bm25]);
+    assert_eq!(c.delete(&["doc-0"]).unwrap(), 1);
+    assert_eq!(c.info().unwrap().stale, [Retriever::Bm25]);
+    assert_eq!(c.get("doc-11").unwrap().unwrap().text, docs(11..12)[0].text);
+    assert_eq!(c.search("number 11").dense().top_k(20).run().unwrap().len(), 11);
+    c.checkpoint().unwrap();
+    assert_eq!(marker(&dir, "text"), text_marker, "the stale index's marker did not move");
+    assert!(marker(&dir, "dense") > text_marker);
+    drop(c);
+
+    let c = Collection::open(&dir).unwrap();
+    let info = c.info().unwrap();
+    assert!(info.stale.is_empty(), "{info:?}");
+    assert_eq!((info.documents, info.text), (11, Some(11)));
+    assert_eq!(c.search("number 11").bm25().top_k(1).run().unwrap()[0].id, "doc-11");
+    assert!(c.search("number 0").bm25().run().unwrap().iter().all(|h| h.id != "doc-0"));
+}
+
+/// With buffered writes BM25 used to commit inside every write while the store's batch was
+/// still in memory: after a crash it held documents the store never got. Now it commits only
+/// after a store flush (a checkpoint, or a search or `info` that needs it).
+#[test]
+fn buffered_writes_never_put_bm25_ahead_of_the_store() {
+    use sieve::engine::Durability;
+    let dir = tempdir("buffered");
+    let c = Collection::create(
+        &dir,
+        CollectionConfig {
+            durability: Durability::Buffered,
+            ..tiny()
+        },
+    )
+    .unwrap();
+    c.add(docs(0..5)).unwrap();
+    c.checkpoint().unwrap();
+    c.add(docs(5..10)).unwrap();
+    c.delete(&["doc-1"]).unwrap();
+    // What a crash right now would leave of BM25 on disk: the last checkpoint only.
+    let committed = |tag: &str| {
+        let copy = dir.with_extension(tag);
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(&dir.join("indexes/text"), &copy);
+        let index = sieve::index::TextIndex::open(&copy).unwrap();
+        let ids = |q: &str| index.search(q, 100, None).unwrap().len();
+        (index.len(), ids("number"))
+    };
+    assert_eq!(committed("crash-1"), (5, 5), "nothing past the last store flush");
+    // A search reads its own writes: the store is flushed, then BM25 commits.
+    let hits = c.search("number 7").bm25().top_k(1).run().unwrap();
+    assert_eq!(hits[0].id, "doc-7");
+    assert_eq!(committed("crash-2"), (9, 9));
+    drop(c);
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.info().unwrap().text, Some(9));
 }
 
 #[test]

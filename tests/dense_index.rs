@@ -253,6 +253,42 @@ fn bad_input_gives_typed_errors_and_empty_cases_give_empty_results() {
         HnswIndex::new(0, Metric::Cosine, HnswParams::default()),
         Err(IndexError::InvalidParameter(_))
     ));
+    for (ef_construction, ef_search) in [(usize::MAX, 100), (200, usize::MAX), (200, 0)] {
+        let params = HnswParams {
+            ef_construction,
+            ef_search,
+            ..Default::default()
+        };
+        let err = HnswIndex::new(3, Metric::Cosine, params).err().expect("out of range");
+        assert!(err.to_string().contains("ef_search must be in 1..=100000"), "{err}");
+    }
+}
+
+/// A per-query ef far beyond the index (up to `usize::MAX`) panicked or aborted inside hnsw_rs;
+/// it is bounded by the index size and gives the exact answer.
+#[test]
+fn an_unbounded_ef_search_is_clamped_to_the_index() {
+    let rows = ann::fvecs("train.fvecs");
+    let rows = &rows[..2_000];
+    let params = HnswParams {
+        flat_threshold: 0,
+        ..deterministic()
+    };
+    let index = build(HnswIndex::new(rows[0].len(), Metric::Euclidean, params).unwrap(), rows);
+    let exact = build(FlatIndex::new(rows[0].len(), Metric::Euclidean), rows);
+    for ef in [rows.len() + 1, 1 << 40, usize::MAX] {
+        let wide = SearchParams {
+            ef_search: Some(ef),
+            ..SearchParams::default()
+        };
+        for (k, query) in [(K, &rows[7]), (usize::MAX, &rows[8])] {
+            let hits = index.search(query, k, &wide, None).expect("search");
+            let want = exact.search(query, k, &SearchParams::default(), None).unwrap();
+            assert_eq!(hits.len(), want.len().min(rows.len()));
+            let ids = |h: &[sieve::index::Hit]| h.iter().take(K).map(|h| h.id).collect::<Vec<_>>();
+            assert_eq!(ids(&hits), ids(&want), "ef {ef}, k {k}: the full-width search is exact");
+        }
+    }
 }
 
 #[test]
@@ -299,6 +335,37 @@ fn upsert_replaces_the_vector() {
         hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(),
         [(1, 0.0), (2, 0.0)]
     );
+}
+
+/// Re-indexing a changed folder upserts every chunk again: the replaced vectors are
+/// tombstones, and used to pile up without bound (RAM and disk).
+#[test]
+fn repeated_upserts_keep_the_graph_bounded() {
+    let rows = ann::fvecs("train.fvecs");
+    let rows = &rows[..1_500];
+    let mut index = build(HnswIndex::new(rows[0].len(), Metric::Euclidean, deterministic()).unwrap(), rows);
+    let mut worst = 0;
+    for round in 0..6 {
+        // The same ids with their vectors reversed: every document changes.
+        let points: Vec<(DocId, &[f32])> = rows
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, v)| (i as DocId, v.as_slice()))
+            .collect();
+        index.insert(&points).unwrap();
+        worst = worst.max(index.tombstones());
+        assert_eq!(index.len(), rows.len(), "round {round}");
+        assert!(index.tombstones() <= index.len(), "round {round}: {} tombstones", index.tombstones());
+    }
+    assert!(worst > 0, "upserts leave tombstones until a compaction");
+    let dir = tempdir("upserts");
+    index.save(&dir).unwrap();
+    let loaded = HnswIndex::load(&dir).unwrap();
+    assert!(loaded.tombstones() <= loaded.len());
+    // Still finds each vector under its new id.
+    let hits = loaded.search(&rows[0], 1, &SearchParams::default(), None).unwrap();
+    assert_eq!(hits[0].id, (rows.len() - 1) as DocId);
 }
 
 #[test]

@@ -32,8 +32,11 @@ pub fn read_golden(path: &std::path::Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden file {} is not JSON: {e}", path.display()))
 }
 
+/// A model folder from `../shared/fixtures`, as an absolute path without `..` (the form a
+/// collection stores).
 pub fn fixture(name: &str) -> PathBuf {
-    shared().join("fixtures").join(name)
+    let path = shared().join("fixtures").join(name);
+    std::fs::canonicalize(&path).unwrap_or(path)
 }
 
 /// Hub ids need `scripts/fetch-models` to have filled the Hugging Face cache.
@@ -51,6 +54,36 @@ pub fn tiny_collection_config() -> sieve::engine::CollectionConfig {
         reranker: None,
         ..sieve::engine::CollectionConfig::default()
     }
+}
+
+/// Copies the model folder `from` to `to` (files and subfolders).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Sets every value of the F32 tensor `name` in the safetensors file at `path` to `value`
+/// (the file layout: an 8-byte little-endian header length, a JSON header, the raw data).
+pub fn fill_tensor(path: &std::path::Path, name: &str, value: f32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let entry = &header[name];
+    assert_eq!(entry["dtype"], "F32", "{name} in {}", path.display());
+    let offsets = u32s(&entry["data_offsets"]);
+    let data = &mut bytes[8 + header_len..];
+    for chunk in data[offsets[0] as usize..offsets[1] as usize].chunks_exact_mut(4) {
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
 }
 
 pub fn hub_hint() -> &'static str {

@@ -302,7 +302,8 @@ impl SentenceTransformer {
         self.dim
     }
 
-    /// Texts are truncated to this many tokens.
+    /// Texts are truncated to this many tokens: `max_seq_length` from
+    /// `sentence_bert_config.json`, clamped to the model's position table.
     pub fn max_seq_length(&self) -> usize {
         self.transformer.tokenizer.max_length()
     }

@@ -1,10 +1,12 @@
 //! sentence-transformers' `Transformer` module: a Hugging Face model with its tokenizer and
 //! maximum sequence length, read from the model folder.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::config::{SentenceBertConfig, TokenizerConfig, read_json, read_optional};
-use crate::error::Result;
+use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::{Model, Task};
 use crate::sentence_transformer::LoadOptions;
@@ -37,19 +39,23 @@ impl Transformer {
         let model = Model::load(&config, &config_path, &weights, task(&config), &device, options.dtype)?;
         // sentence-transformers: the configured max_seq_length, else the smaller of the
         // tokenizer's and the position table's limits.
-        let max_length = sbert.max_seq_length.unwrap_or_else(|| {
-            let positions = model.max_position_embeddings();
-            match tokenizer_config.model_max_length {
+        // A max_seq_length beyond the position table is clamped to it: longer inputs have no
+        // position embedding to look up.
+        let positions = model.max_position_embeddings();
+        let max_length = match sbert.max_seq_length {
+            Some(m) => m.min(positions),
+            None => match tokenizer_config.model_max_length {
                 Some(m) if m > 0.0 && m < NO_MAX_LENGTH => (m as usize).min(positions),
                 _ => positions,
-            }
-        });
+            },
+        };
         let tokenizer = Tokenizer::from_file(
             &tokenizer_path,
             max_length,
             sbert.do_lower_case,
             tokenizer_config.pad_token(),
         )?;
+        check_vocabulary(&config, &config_path, &tokenizer, &tokenizer_path)?;
         Ok(Self {
             tokenizer,
             model,
@@ -98,6 +104,25 @@ impl Transformer {
         };
         sorted_batches(&lengths, batch_size, show_progress_bar, tokenize, run)
     }
+}
+
+/// Every id the tokenizer can produce must index the model's embedding table (`vocab_size`
+/// rows, checked against the weights at load); a larger id would fail mid-encode.
+fn check_vocabulary(config: &Value, config_path: &Path, tokenizer: &Tokenizer, tokenizer_path: &Path) -> Result<()> {
+    let Some(vocab_size) = config.get("vocab_size").and_then(Value::as_u64) else {
+        return Ok(()); // each family's config parser has already required it
+    };
+    let top = tokenizer.inner().get_vocab(true).into_values().max().unwrap_or(0);
+    if u64::from(top) >= vocab_size {
+        return Err(EncoderError::InvalidConfig {
+            path: config_path.to_path_buf(),
+            reason: format!(
+                "vocab_size is {vocab_size} but {} has token ids up to {top}",
+                tokenizer_path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What a model reads: single texts (bi-encoders, SPLADE) or text pairs (cross-encoders).

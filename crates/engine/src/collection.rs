@@ -8,14 +8,15 @@ use std::sync::{Mutex, RwLock};
 
 use serde_json::Value;
 use sieve_encoders::{
-    CrossEncoder, Device, Dtype, LoadOptions, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector,
+    CrossEncoder, Device, Dtype, LoadOptions, ModelFiles, SentenceTransformer, SimilarityFn, SparseEncoder,
+    SparseVector,
 };
 use sieve_index::{DocId, HnswIndex, Metric, SparseIndex, TextIndex};
 
 use crate::config::CollectionConfig;
 use crate::document::Document;
 use crate::error::{EngineError, Result};
-use crate::search::Search;
+use crate::search::{Retriever, Search};
 use crate::storage::SledStorage;
 use crate::store::{DocRecord, Put, SCHEMA_VERSION, Schema, Store};
 
@@ -66,12 +67,16 @@ pub struct Progress {
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), sieve_engine::EngineError>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// New documents.
     pub added: usize,
     /// Existing documents replaced.
     pub replaced: usize,
+    /// Indexes that did not apply this write (a disk or index failure after the store had it,
+    /// in this write or an earlier one). The write is durable all the same: the store is the source of truth, and these
+    /// indexes are caught up or rebuilt from it on the next open. Until then they miss it.
+    pub stale: Vec<Retriever>,
 }
 
 /// A collection's vital signs, from [`Collection::info`].
@@ -101,6 +106,9 @@ pub struct Info {
     pub sparse: Option<usize>,
     /// Documents in the BM25 index.
     pub text: Option<usize>,
+    /// Indexes that missed writes after a failure (see [`WriteReport::stale`]); rebuilt on the
+    /// next open.
+    pub stale: Vec<Retriever>,
     /// The arithmetic the documents were encoded in (fixed at creation, see
     /// [`LoadOptions::dtype`]); queries use it too unless opened otherwise.
     pub dtype: Dtype,
@@ -141,6 +149,12 @@ pub(crate) struct State {
     pub sparse: Option<SparseIndex>,
     pub text: Option<TextIndex>,
     pub metadata: HashMap<DocId, Value>,
+    /// The text index holds changes it has not committed (buffered writes): they are
+    /// committed only after a store flush, so BM25 is never ahead of the store.
+    pub text_pending: bool,
+    /// Indexes that failed to apply a write the store holds. They take no more writes and
+    /// are not saved; the next open catches them up or rebuilds them from the store.
+    pub stale: Vec<Retriever>,
 }
 
 struct Writer {
@@ -214,20 +228,7 @@ impl Collection {
     /// ```
     pub fn create_with(path: impl AsRef<Path>, config: CollectionConfig, options: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
-        if path.join(MARKER).exists() {
-            return Err(EngineError::AlreadyExists {
-                path: path.to_path_buf(),
-            });
-        }
-        if path.exists() {
-            let mut entries = fs::read_dir(path).map_err(|e| EngineError::io(path, e))?;
-            if entries.next().is_some() {
-                return Err(EngineError::not_a_collection(
-                    path,
-                    "directory is not empty and holds no collection",
-                ));
-            }
-        }
+        check_creatable(path, false)?;
         if config.dense.is_none() && config.sparse.is_none() && !config.text {
             return Err(EngineError::InvalidInput(
                 "a collection needs at least one retriever (dense, sparse or text)".into(),
@@ -236,6 +237,7 @@ impl Collection {
         if config.batch_size == 0 {
             return Err(EngineError::InvalidInput("batch_size must be at least 1".into()));
         }
+        let config = pin_models(config)?;
         let models = load_models(&config, options)?;
         let schema = Schema {
             version: SCHEMA_VERSION,
@@ -249,6 +251,9 @@ impl Collection {
         };
         fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
         let lock = lock(path)?;
+        // Again under the lock: another process may have created a collection here while the
+        // models loaded (it held the lock, or has finished and let it go).
+        check_creatable(path, true)?;
         let store = Store::new(Box::new(open_storage(path)?), path);
         store.write_schema(&schema)?;
         // The marker is written last: a directory without it holds no usable collection.
@@ -358,6 +363,8 @@ impl Collection {
                 sparse: None,
                 text: None,
                 metadata: HashMap::new(),
+                text_pending: false,
+                stale: Vec::new(),
             }),
             writer: Mutex::new(Writer {
                 next_id,
@@ -365,8 +372,15 @@ impl Collection {
             }),
             _lock: lock,
         };
-        let state = crate::indexes::open(&collection.path.join(INDEX_DIR), &collection.schema, &collection.store)?;
+        let (state, redone) =
+            crate::indexes::open(&collection.path.join(INDEX_DIR), &collection.schema, &collection.store)?;
         *collection.state.write().expect("no other user yet") = state;
+        if redone {
+            // Save what the catch-up or rebuild did, so the next open does not redo it. Best
+            // effort: the indexes in memory are current either way, and a failed save is
+            // redone by the next open.
+            let _ = collection.checkpoint();
+        }
         Ok(collection)
     }
 
@@ -399,6 +413,7 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn info(&self) -> Result<Info> {
+        self.sync_text()?;
         let state = self.read_state();
         Ok(Info {
             config: self.schema.config.clone(),
@@ -406,6 +421,7 @@ impl Collection {
             dense: state.dense.as_ref().map(sieve_index::DenseIndex::len),
             sparse: state.sparse.as_ref().map(|i| i.len()),
             text: state.text.as_ref().map(|i| i.len()),
+            stale: state.stale.clone(),
             dtype: self.schema.dtype,
             sequence: self.store.seq()?,
             size_on_disk: dir_size(&self.path),
@@ -462,7 +478,7 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn delete<S: AsRef<str>>(&self, ids: &[S]) -> Result<usize> {
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self.writer()?;
         let mut removed = Vec::new();
         let mut seen = HashSet::new();
         for id in ids {
@@ -481,8 +497,9 @@ impl Collection {
             .commit(&[], &removed, writer.next_id, self.schema.config.durability)?;
         let iids: Vec<DocId> = removed.iter().map(|r| r.0).collect();
         {
+            // Durable from here: an index that fails goes stale instead of failing the call.
             let mut state = self.write_state();
-            crate::indexes::remove(&mut state, &iids)?;
+            crate::indexes::remove(&mut state, &iids, self.commits_text());
         }
         writer.changed_since_checkpoint += removed.len();
         self.maybe_checkpoint(&mut writer)?;
@@ -565,7 +582,7 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn checkpoint(&self) -> Result<()> {
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self.writer()?;
         self.checkpoint_locked(&mut writer)
     }
 
@@ -590,6 +607,11 @@ impl Collection {
     fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
         let seq = self.store.seq()?;
         self.store.flush()?;
+        {
+            // A failure marks the text index stale; the other indexes are still saved.
+            let mut state = self.write_state();
+            let _ = crate::indexes::commit_text(&mut state);
+        }
         let state = self.read_state();
         crate::indexes::save(&self.path.join(INDEX_DIR), &state, seq)?;
         drop(state);
@@ -603,6 +625,40 @@ impl Collection {
             self.checkpoint_locked(writer)?;
         }
         Ok(())
+    }
+
+    /// Whether each write commits the text index: only when each write is flushed to the
+    /// store first ([`Durability::Flush`](crate::Durability::Flush)).
+    fn commits_text(&self) -> bool {
+        self.schema.config.durability == crate::Durability::Flush
+    }
+
+    /// Commits buffered text-index changes so a search sees them: the store is flushed first
+    /// (everything the text index holds was applied to the store before it), so BM25 is never
+    /// ahead of what survives a crash.
+    pub(crate) fn sync_text(&self) -> Result<()> {
+        if !self.read_state().text_pending {
+            return Ok(());
+        }
+        let mut state = self.write_state();
+        if state.text_pending {
+            self.store.flush()?;
+            // A failed commit marks the index stale (rebuilt on the next open); searches go on
+            // with what it committed before.
+            let _ = crate::indexes::commit_text(&mut state);
+        }
+        Ok(())
+    }
+
+    /// The writer's lock, refused once a write has panicked: what that write left in the
+    /// indexes is unknown, so writes stop until the collection is reopened (reads go on).
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
+        match self.writer.lock() {
+            Ok(writer) if !self.state.is_poisoned() => Ok(writer),
+            _ => Err(EngineError::Poisoned {
+                path: self.path.clone(),
+            }),
+        }
     }
 
     pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -635,7 +691,7 @@ impl Collection {
         }
         self.check_documents(&docs)?;
         self.check_dtype()?;
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self.writer()?;
         // Ids are checked under the writer lock so no other write can slip in between.
         let mut existing = Vec::with_capacity(docs.len());
         for doc in &docs {
@@ -685,8 +741,10 @@ impl Collection {
         self.store.commit(&puts, &[], next_id, self.schema.config.durability)?;
         writer.next_id = next_id;
         {
+            // Durable from here: an index that fails goes stale instead of failing the call.
             let mut state = self.write_state();
-            crate::indexes::insert(&mut state, &puts)?;
+            crate::indexes::insert(&mut state, &puts, self.commits_text());
+            report.stale = state.stale.clone();
         }
         progress(Progress {
             stage: "store",
@@ -755,7 +813,14 @@ impl Collection {
 impl Drop for Collection {
     fn drop(&mut self) {
         // Best effort: an index that is not saved here is caught up from the store on open.
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Never while unwinding or after a write panicked: the indexes in memory may be half
+        // updated, and the store is what the next open trusts.
+        if std::thread::panicking() {
+            return;
+        }
+        let Ok(mut writer) = self.writer() else {
+            return;
+        };
         if writer.changed_since_checkpoint > 0 {
             let _ = self.checkpoint_locked(&mut writer);
         }
@@ -782,24 +847,76 @@ fn metric_of(similarity: SimilarityFn) -> Metric {
     }
 }
 
+/// Loads the models a schema names: an absolute path is a local folder, anything else a hub
+/// id (never a folder relative to the current directory; see [`pin_models`]).
 fn load_models(config: &CollectionConfig, options: &LoadOptions) -> Result<Models> {
+    let files = |name: &str| match Path::new(name).is_absolute() {
+        true => ModelFiles::local(name),
+        false => ModelFiles::hub(name),
+    };
     Ok(Models {
         dense: config
             .dense
             .as_deref()
-            .map(|name| SentenceTransformer::from_pretrained_with(name, options))
+            .map(|name| SentenceTransformer::from_files(&files(name)?, options))
             .transpose()?,
         sparse: config
             .sparse
             .as_deref()
-            .map(|name| SparseEncoder::from_pretrained_with(name, options))
+            .map(|name| SparseEncoder::from_files(&files(name)?, options))
             .transpose()?,
         reranker: config
             .reranker
             .as_deref()
-            .map(|name| CrossEncoder::from_pretrained_with(name, options))
+            .map(|name| CrossEncoder::from_files(&files(name)?, options))
             .transpose()?,
     })
+}
+
+/// The model references a new collection stores: a name that is a local folder (as
+/// `from_pretrained` reads it, relative to the current directory) becomes its absolute path,
+/// so a later open from another directory loads the same model; other names are hub ids.
+fn pin_models(mut config: CollectionConfig) -> Result<CollectionConfig> {
+    for name in [&mut config.dense, &mut config.sparse, &mut config.reranker].into_iter().flatten() {
+        if Path::new(name.as_str()).is_dir() {
+            let absolute = fs::canonicalize(name.as_str()).map_err(|e| EngineError::io(name.as_str(), e))?;
+            *name = absolute
+                .to_str()
+                .ok_or_else(|| {
+                    EngineError::InvalidInput(format!("model folder {} is not a UTF-8 path", absolute.display()))
+                })?
+                .to_string();
+        }
+    }
+    Ok(config)
+}
+
+/// `create` may use `path`: it does not exist, or is a directory holding nothing but a lock
+/// file (another `create` may have made it a moment ago). `locked`: the caller holds the lock.
+fn check_creatable(path: &Path, locked: bool) -> Result<()> {
+    if path.join(MARKER).exists() {
+        return Err(EngineError::AlreadyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    if !path.exists() {
+        return Ok(());
+    }
+    let entries = fs::read_dir(path).map_err(|e| EngineError::io(path, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(path, e))?;
+        if entry.file_name() != LOCK {
+            if !locked && path.join(LOCK).exists() {
+                // Another process may be creating a collection here right now.
+                drop(lock(path)?);
+            }
+            return Err(EngineError::not_a_collection(
+                path,
+                "directory is not empty and holds no collection",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lock(path: &Path) -> Result<File> {
@@ -830,12 +947,17 @@ fn open_storage(path: &Path) -> Result<SledStorage> {
     })
 }
 
+/// Writes `bytes` to `path` durably: the file, then its folder's entry for it.
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = File::create(path).map_err(|e| EngineError::io(path, e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
-        .map_err(|e| EngineError::io(path, e))
+        .map_err(|e| EngineError::io(path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EngineError::io(dir, e))
 }
 
 fn dir_size(path: &Path) -> u64 {

@@ -22,7 +22,8 @@ pub const DEFAULT_RERANKER: &str = "sieve/scifact-minilm-l6-reranker";
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionConfig {
-    /// Bi-encoder for dense retrieval (`None`: no dense index).
+    /// Bi-encoder for dense retrieval (`None`: no dense index). Each model is a Hugging Face
+    /// hub id or a local folder; a collection stores a folder as its absolute path.
     pub dense: Option<String>,
     /// SPLADE model for sparse retrieval (`None`: no sparse index).
     pub sparse: Option<String>,

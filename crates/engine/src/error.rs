@@ -93,6 +93,20 @@ pub enum EngineError {
         /// The id.
         id: String,
     },
+    /// A model produced infinity or NaN for a document; nothing of the call was written.
+    #[error("the {model} model produced a non-finite value for document {id:?}; nothing was written")]
+    NonFinite {
+        /// `dense` or `sparse`.
+        model: &'static str,
+        /// The document's id.
+        id: String,
+    },
+    /// An earlier write panicked; the collection takes no more writes until it is reopened.
+    #[error("a write to {path} panicked earlier; reopen the collection to write again (what is stored is intact)")]
+    Poisoned {
+        /// The collection directory.
+        path: PathBuf,
+    },
     /// A document, query or option is unusable.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -15,19 +15,41 @@ use sieve_index::{DenseIndex, DocId, HnswIndex, SparseIndex, TextIndex};
 
 use crate::collection::State;
 use crate::error::{EngineError, Result};
+use crate::search::Retriever;
 use crate::store::{Put, Schema, Store};
 
 const DENSE: &str = "dense";
 const SPARSE: &str = "sparse";
 const TEXT: &str = "text";
 
-/// Brings every configured index up to the store's current sequence.
-pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<State> {
-    fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+/// Brings every configured index up to the store's current sequence. The flag says whether
+/// any index was caught up or rebuilt, i.e. whether saving them now spares the next open
+/// that work.
+pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<(State, bool)> {
+    real_dir(dir)?;
+    for name in [DENSE, SPARSE, TEXT] {
+        unlink_if_symlink(&dir.join(name))?;
+    }
     let seq = store.seq()?;
     let floor = store.log_floor()?;
     // A marker is usable if the log still holds every change after it.
     let usable = |name: &str| read_marker(dir, name).filter(|&m| m >= floor && m <= seq);
+    // Any marker behind the store means replayed (or rebuilt) work.
+    let mut redone = false;
+    let mut behind = |name: &str| {
+        if read_marker(dir, name) != Some(seq) {
+            redone = true;
+        }
+    };
+    if schema.dense.is_some() {
+        behind(DENSE);
+    }
+    if schema.sparse_dim.is_some() {
+        behind(SPARSE);
+    }
+    if schema.config.text {
+        behind(TEXT);
+    }
 
     let mut metadata = HashMap::new();
     for item in store.records() {
@@ -130,12 +152,30 @@ pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<State> 
     } else {
         None
     };
-    Ok(State {
+    let state = State {
         dense,
         sparse,
         text,
         metadata,
-    })
+        text_pending: false,
+        stale: Vec::new(),
+    };
+    Ok((state, redone))
+}
+
+/// Makes `dir` a real directory. The indexes are derived data that sieve deletes and
+/// rewrites, so a symbolic link in their place (which could lead out of the collection) is
+/// removed (the link, never its target) and the indexes are rebuilt from the store.
+fn real_dir(dir: &Path) -> Result<()> {
+    unlink_if_symlink(dir)?;
+    fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))
+}
+
+fn unlink_if_symlink(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::remove_file(path).map_err(|e| EngineError::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
@@ -143,16 +183,28 @@ fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
     Ok(index.add(&docs)?)
 }
 
-/// Applies stored documents to every index (replacing earlier versions).
-pub(crate) fn insert(state: &mut State, puts: &[Put]) -> Result<()> {
-    if let Some(index) = &mut state.dense {
+/// Applies stored documents to every index (replacing earlier versions). The text index
+/// commits only if `commit_text` (the store has flushed these documents); else the change
+/// waits for [`commit_text`].
+///
+/// The store already holds these documents: an index that fails to apply them is marked
+/// stale (see [`State::stale`]) instead of failing the write, and is left alone until the next
+/// open rebuilds or catches it up.
+pub(crate) fn insert(state: &mut State, puts: &[Put], commit_text: bool) {
+    for put in puts {
+        state.metadata.insert(put.iid, put.record.metadata());
+    }
+    let mut failed = Vec::new();
+    if let Some(index) = live(&mut state.dense, &state.stale, Retriever::Dense) {
         let points: Vec<(DocId, &[f32])> = puts
             .iter()
             .filter_map(|p| p.dense.as_deref().map(|v| (p.iid, v)))
             .collect();
-        index.insert(&points)?;
+        if index.insert(&points).is_err() {
+            failed.push(Retriever::Dense);
+        }
     }
-    if let Some(index) = &mut state.sparse {
+    if let Some(index) = live(&mut state.sparse, &state.stale, Retriever::Sparse) {
         let docs: Vec<(DocId, &[u32], &[f32])> = puts
             .iter()
             .filter_map(|p| {
@@ -161,49 +213,82 @@ pub(crate) fn insert(state: &mut State, puts: &[Put]) -> Result<()> {
                     .map(|v| (p.iid, v.indices.as_slice(), v.values.as_slice()))
             })
             .collect();
-        index.insert(&docs)?;
+        if index.insert(&docs).is_err() {
+            failed.push(Retriever::Sparse);
+        }
     }
-    if let Some(index) = &mut state.text {
+    if let Some(index) = live(&mut state.text, &state.stale, Retriever::Bm25) {
         let docs: Vec<(DocId, &str)> = puts.iter().map(|p| (p.iid, p.record.text.as_str())).collect();
-        index.add(&docs)?;
-        index.commit()?;
+        match index.add(&docs) {
+            Ok(()) => state.text_pending = true,
+            Err(_) => failed.push(Retriever::Bm25),
+        }
     }
-    for put in puts {
-        state.metadata.insert(put.iid, put.record.metadata());
-    }
-    Ok(())
+    finish(state, failed, commit_text)
 }
 
-/// Removes documents from every index.
-pub(crate) fn remove(state: &mut State, iids: &[DocId]) -> Result<()> {
-    if let Some(index) = &mut state.dense {
-        index.remove(iids);
-    }
-    if let Some(index) = &mut state.sparse {
-        index.remove(iids);
-    }
-    if let Some(index) = &mut state.text {
-        index.remove(iids);
-        index.commit()?;
-    }
+/// Removes documents from every index; failures and the text commit as in [`insert`].
+pub(crate) fn remove(state: &mut State, iids: &[DocId], commit_text: bool) {
     for iid in iids {
         state.metadata.remove(iid);
     }
+    if let Some(index) = live(&mut state.dense, &state.stale, Retriever::Dense) {
+        index.remove(iids);
+    }
+    if let Some(index) = live(&mut state.sparse, &state.stale, Retriever::Sparse) {
+        index.remove(iids);
+    }
+    if let Some(index) = live(&mut state.text, &state.stale, Retriever::Bm25) {
+        index.remove(iids);
+        state.text_pending = true;
+    }
+    finish(state, Vec::new(), commit_text)
+}
+
+/// The index unless it is absent or stale.
+fn live<'a, T>(index: &'a mut Option<T>, stale: &[Retriever], which: Retriever) -> Option<&'a mut T> {
+    index.as_mut().filter(|_| !stale.contains(&which))
+}
+
+/// Marks `failed` stale and commits the text index if asked (a failed commit marks it stale).
+fn finish(state: &mut State, failed: Vec<Retriever>, commit_text: bool) {
+    state.stale.extend(failed);
+    if commit_text {
+        let _ = self::commit_text(state);
+    }
+}
+
+/// Commits the text index's pending changes. Call only once the store has flushed them.
+pub(crate) fn commit_text(state: &mut State) -> Result<()> {
+    if state.stale.contains(&Retriever::Bm25) {
+        return Ok(()); // rebuilt on the next open
+    }
+    if let (Some(index), true) = (&mut state.text, state.text_pending) {
+        if let Err(e) = index.commit() {
+            state.stale.push(Retriever::Bm25);
+            return Err(e.into());
+        }
+    }
+    state.text_pending = false;
     Ok(())
 }
 
-/// Saves every index, then records `seq` as the sequence each reflects.
+/// Saves every index, then records `seq` as the sequence each reflects (the text index must
+/// have no pending change: see [`commit_text`]).
 pub(crate) fn save(dir: &Path, state: &State, seq: u64) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-    if let Some(index) = &state.dense {
+    // A stale index missed writes: its files and marker stay as they were, so the next open
+    // catches it up from its old marker (or rebuilds it once the log no longer reaches back).
+    let fresh = |which| !state.stale.contains(&which);
+    if let Some(index) = state.dense.as_ref().filter(|_| fresh(Retriever::Dense)) {
         index.save(&dir.join(DENSE))?;
         write_marker(dir, DENSE, seq)?;
     }
-    if let Some(index) = &state.sparse {
+    if let Some(index) = state.sparse.as_ref().filter(|_| fresh(Retriever::Sparse)) {
         index.save(&dir.join(SPARSE))?;
         write_marker(dir, SPARSE, seq)?;
     }
-    if state.text.is_some() {
+    if state.text.is_some() && fresh(Retriever::Bm25) {
         // The text index commits on every write; only its marker moves here.
         write_marker(dir, TEXT, seq)?;
     }

@@ -82,12 +82,7 @@ fn encode_dense(
         let texts: Vec<&str> = chunk.iter().map(|&i| docs[i].text.as_str()).collect();
         let embeddings = model.encode_with(&texts, &options)?;
         for (&i, row) in chunk.iter().zip(embeddings.rows()) {
-            if row.iter().any(|x| !x.is_finite()) {
-                return Err(EngineError::InvalidInput(format!(
-                    "the dense model produced NaN for document {:?}",
-                    docs[i].id
-                )));
-            }
+            finite(row, "dense", &docs[i])?;
             dense[i] = Some(row.to_vec());
         }
         report(n * CHUNK + chunk.len());
@@ -125,9 +120,23 @@ fn encode_sparse(
         let texts: Vec<&str> = chunk.iter().map(|&i| docs[i].text.as_str()).collect();
         let embeddings = model.encode_with(&texts, &options)?;
         for (&i, row) in chunk.iter().zip(embeddings.into_rows()) {
+            // An infinite weight would be stored, and every later rebuild of the sparse index
+            // would refuse it: the collection would no longer open.
+            finite(&row.values, "sparse", &docs[i])?;
             sparse[i] = Some(row);
         }
         report(n * CHUNK + chunk.len());
     }
     Ok(sparse)
+}
+
+/// A model's output for `doc`, refused when any value is infinite or NaN.
+fn finite(values: &[f32], model: &'static str, doc: &Document) -> Result<()> {
+    match values.iter().all(|x| x.is_finite()) {
+        true => Ok(()),
+        false => Err(EngineError::NonFinite {
+            model,
+            id: doc.id.clone(),
+        }),
+    }
 }

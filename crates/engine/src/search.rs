@@ -287,6 +287,9 @@ impl<'c> Search<'c> {
             _ => None,
         };
 
+        if retrievers.contains(&Retriever::Bm25) {
+            c.sync_text()?;
+        }
         let (lists, first_stage) = {
             let state = c.read_state();
             let allow: Option<AllowSet> = self.filter.as_ref().map(|f| {

@@ -150,10 +150,33 @@ impl Storage for SledStorage {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush().map(drop).map_err(|e| self.err(e))
+        self.db.flush().map_err(|e| self.err(e))?;
+        // sled 0.34 ends its flush with sync_file_range (sled#1452), which neither writes the
+        // file's metadata nor flushes the drive's cache: not durable on power loss. fsync every
+        // file it keeps, then the folders (new snapshot and blob files are directory entries).
+        sync_tree(&self.path).map_err(|e| EngineError::io(&self.path, e))
     }
 
     fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(|e| self.err(e))
     }
+}
+
+/// `fsync`s the files in `dir` and its subfolders, then the folders themselves.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            match std::fs::File::open(entry.path()) {
+                Ok(file) => file.sync_all()?,
+                // sled removes old snapshots and blobs as it goes.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }

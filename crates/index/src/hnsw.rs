@@ -59,6 +59,13 @@ pub struct HnswParams {
     pub parallel_insert: bool,
 }
 
+/// Below this many tombstones a graph is never compacted on its own.
+const COMPACT_MIN_DEAD: usize = 1024;
+
+/// The widest candidate list [`HnswParams`] accept (per query, `ef_search` is also bounded by
+/// the index size).
+pub const MAX_EF: usize = 100_000;
+
 impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
@@ -77,8 +84,11 @@ impl HnswParams {
         if !(2..=256).contains(&self.m) {
             return bad(format!("HNSW m must be in 2..=256, got {}", self.m));
         }
-        if self.ef_construction == 0 || self.ef_search == 0 {
-            return bad("HNSW ef_construction and ef_search must be at least 1".into());
+        if !(1..=MAX_EF).contains(&self.ef_construction) || !(1..=MAX_EF).contains(&self.ef_search) {
+            return bad(format!(
+                "HNSW ef_construction and ef_search must be in 1..={MAX_EF}, got {} and {}",
+                self.ef_construction, self.ef_search
+            ));
         }
         Ok(())
     }
@@ -244,6 +254,14 @@ impl HnswIndex {
         graph
     }
 
+    /// Tombstones slow searches down and cost memory and disk; rebuild once they outnumber
+    /// the live vectors (so at most about half of the graph is ever dead).
+    fn compact_if_mostly_dead(&mut self) {
+        if self.store.dead() > COMPACT_MIN_DEAD && self.store.dead() > self.store.len() {
+            self.compact();
+        }
+    }
+
     fn exact(&self, query: &[f32], k: usize, filter: Option<&AllowSet>) -> Vec<Hit> {
         self.store.exact_search(query, k, filter)
     }
@@ -266,15 +284,14 @@ impl DenseIndex for HnswIndex {
             None if self.store.len() >= self.params.flat_threshold.max(1) => self.graph = Some(self.build_graph()),
             None => {}
         }
+        // A replaced vector leaves its old slot behind as a tombstone, as a removal does.
+        self.compact_if_mostly_dead();
         Ok(())
     }
 
     fn remove(&mut self, ids: &[DocId]) -> usize {
         let removed = self.store.remove(ids);
-        // Tombstones slow searches down and cost memory; rebuild once they dominate.
-        if self.store.dead() > 1024 && self.store.dead() > self.store.len() {
-            self.compact();
-        }
+        self.compact_if_mostly_dead();
         removed
     }
 
@@ -294,16 +311,18 @@ impl DenseIndex for HnswIndex {
         };
         // Tombstones and filters can leave fewer than `want` hits in the candidate list:
         // widen it until enough survive, and fall back to an exact scan if even that fails.
-        let mut ef = params.ef_search.unwrap_or(self.params.ef_search).max(want);
+        // Never wider than the graph: hnsw_rs sizes its lists by ef.
+        let slots = self.store.slots();
+        let mut ef = params.ef_search.unwrap_or(self.params.ef_search).max(want).min(slots);
         loop {
             let hits = graph.search(&self.store, &query, want, ef, filter);
             if hits.len() >= want {
                 return Ok(hits);
             }
-            if ef >= self.store.slots() {
+            if ef >= slots {
                 return Ok(self.exact(&query, k, filter));
             }
-            ef = ef.saturating_mul(4).min(self.store.slots());
+            ef = ef.saturating_mul(4).min(slots);
         }
     }
 

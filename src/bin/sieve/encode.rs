@@ -88,18 +88,22 @@ pub fn run(args: Args, out: &Output) -> Result {
         ),
     };
     let mut sink = open_output(&args.output)?;
-    let write_error = |e: std::io::Error| Error::msg(format!("cannot write {}: {e}", args.output.display()));
+    let output_name = args.output.display().to_string();
+    let write_error = |e: std::io::Error| Error::write(&output_name, e);
     let bar = out.bar(lines.len() as u64, "encoding");
-    for chunk in lines.chunks(LINES_PER_CALL) {
+    for (n, chunk) in lines.chunks(LINES_PER_CALL).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let first_line = n * LINES_PER_CALL + 1;
         match &encoder {
             Encoder::Dense(model, options) => {
-                for row in model.encode_with(&texts, options)?.rows() {
+                for (i, row) in model.encode_with(&texts, options)?.rows().enumerate() {
+                    finite(row, first_line + i)?;
                     write_json_line(&mut sink, &DenseLine { embedding: row }).map_err(write_error)?;
                 }
             }
             Encoder::Sparse(model, options) => {
-                for row in model.encode_with(&texts, options)?.rows() {
+                for (i, row) in model.encode_with(&texts, options)?.rows().iter().enumerate() {
+                    finite(&row.values, first_line + i)?;
                     write_json_line(&mut sink, row).map_err(write_error)?;
                 }
             }
@@ -110,6 +114,17 @@ pub fn run(args: Args, out: &Output) -> Result {
     sink.flush().map_err(write_error)?;
     out.note(&format!("encoded {} texts with {}", lines.len(), args.model));
     Ok(())
+}
+
+/// JSON has no infinity or NaN (serde would write `null`): such an output is an error that
+/// names the input line.
+fn finite(values: &[f32], line: usize) -> Result {
+    match values.iter().find(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(v) => Err(Error::msg(format!(
+            "line {line}: the model produced a non-finite value ({v}); nothing is written for it"
+        ))),
+    }
 }
 
 /// The lines of a UTF-8 text file (`-`: standard input), without line endings.

@@ -104,10 +104,10 @@ pub fn run(args: Args, out: &Output) -> Result {
     if args.json {
         return print_json(&scores);
     }
-    println!("{:<11} {:>7}", "metric", "value");
-    println!("{:<11} {:>7.4}", "nDCG@10", scores.ndcg);
-    println!("{:<11} {:>7.4}", "Recall@100", scores.recall);
-    println!("{:<11} {:>7.4}", "MRR@10", scores.mrr);
-    println!("{:<11} {:>7}", "queries", scores.queries);
+    outln!("{:<11} {:>7}", "metric", "value")?;
+    outln!("{:<11} {:>7.4}", "nDCG@10", scores.ndcg)?;
+    outln!("{:<11} {:>7.4}", "Recall@100", scores.recall)?;
+    outln!("{:<11} {:>7.4}", "MRR@10", scores.mrr)?;
+    outln!("{:<11} {:>7}", "queries", scores.queries)?;
     Ok(())
 }

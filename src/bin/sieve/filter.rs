@@ -61,10 +61,14 @@ impl fmt::Display for Tok {
     }
 }
 
+/// How deeply parentheses and `not` may nest: the parser and the filter it builds recurse once
+/// per level, so an unbounded depth would overflow the stack on hostile input.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses a filter expression.
 pub fn parse(expr: &str) -> Result<Filter, ParseError> {
     let tokens = lex(expr)?;
-    let mut parser = Parser { tokens, at: 0 };
+    let mut parser = Parser { tokens, at: 0, depth: 0 };
     if parser.peek() == &Tok::End {
         return Err(parser.error("empty expression: expected a condition such as `path=notes/a.md`"));
     }
@@ -146,6 +150,8 @@ fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
 struct Parser {
     tokens: Vec<(Tok, usize)>,
     at: usize,
+    /// Open parentheses and `not`s around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -192,16 +198,21 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Filter, ParseError> {
         if self.keyword("not") {
+            self.enter()?;
             self.next();
-            return Ok(self.unary()?.not());
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(inner.not());
         }
         if self.peek() == &Tok::LParen {
+            self.enter()?;
             self.next();
             let inner = self.or()?;
             if self.peek() != &Tok::RParen {
                 return Err(self.error(format!("expected `)`, found {}", self.peek())));
             }
             self.next();
+            self.depth -= 1;
             return Ok(inner);
         }
         if self.keyword("exists") {
@@ -209,6 +220,17 @@ impl Parser {
             return Ok(Filter::exists(self.field("after `exists`")?));
         }
         self.condition()
+    }
+
+    /// One more level of nesting, refused past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), ParseError> {
+        if self.depth == MAX_DEPTH {
+            return Err(self.error(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels of parentheses and `not`"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn field(&mut self, context: &str) -> Result<String, ParseError> {
@@ -382,6 +404,24 @@ mod tests {
         assert!(!ok("(a=1 or a=5) and b=9").matches(&m));
         assert!(ok("NOT (a=2) AND exists b").matches(&m));
         assert!(ok("not not a=1").matches(&m));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let m = json!({"a": 1});
+        let deepest = format!("{}a=1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(ok(&deepest).matches(&m));
+        assert!(ok(&format!("{}a=1", "not ".repeat(MAX_DEPTH))).matches(&m));
+        let mixed = format!("{}a=1{}", "not (".repeat(MAX_DEPTH / 2), ")".repeat(MAX_DEPTH / 2));
+        assert!(ok(&mixed).matches(&m), "an even number of `not`s");
+        // Far past the limit (60,000 parentheses aborted with a stack overflow before): an
+        // error at the first level too many.
+        let e = err(&format!("{}a=1{}", "(".repeat(60_000), ")".repeat(60_000)));
+        assert_eq!(e.message, "the expression nests deeper than 64 levels of parentheses and `not`");
+        assert_eq!(e.position, MAX_DEPTH + 1);
+        let e = err(&format!("{}a=1", "not ".repeat(60_000)));
+        assert_eq!(e.position, 4 * MAX_DEPTH + 1, "{e}");
+        assert!(err(&format!("{mixed} or {}", "(".repeat(MAX_DEPTH + 1))).message.contains("deeper than 64"));
     }
 
     #[test]

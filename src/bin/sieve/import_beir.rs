@@ -93,13 +93,13 @@ pub fn run(args: Args, out: &Output) -> Result {
     if args.json {
         return print_json(&report);
     }
-    println!(
+    outln!(
         "{} added, {} updated, {} unchanged; {} documents in {}",
         report.added,
         report.updated,
         report.unchanged,
         report.documents,
         args.db.display()
-    );
+    )?;
     Ok(())
 }

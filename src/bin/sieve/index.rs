@@ -104,7 +104,7 @@ pub fn run(args: Args, out: &Output) -> Result {
         .as_deref()
         .map(|g| glob::Pattern::new(g).map_err(|e| Error::msg(format!("invalid --glob {g:?}: {e}"))))
         .transpose()?;
-    let sources = walk(&args.paths, pattern.as_ref(), out)?;
+    let Walk { sources, unreadable } = walk(&args.paths, pattern.as_ref(), out)?;
     if sources.is_empty() {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         let glob = args
@@ -153,8 +153,19 @@ pub fn run(args: Args, out: &Output) -> Result {
         .map(|r| r.source.rel.as_str())
         .chain(skipped.iter().map(String::as_str))
         .collect();
+    // What was indexed from a directory that cannot be read now stays, as for unreadable files.
+    let under_unreadable = |rel: &str| {
+        unreadable
+            .iter()
+            .any(|dir| dir.is_empty() || rel.strip_prefix(dir.as_str()).is_some_and(|r| r.starts_with('/')))
+    };
     for (rel, s) in &stored {
-        if !present.contains(rel.as_str()) {
+        if present.contains(rel.as_str()) {
+            continue;
+        }
+        if under_unreadable(rel) {
+            files.skipped += 1;
+        } else {
             files.removed += 1;
             stale.extend(s.chunks.values().cloned());
         }
@@ -202,23 +213,32 @@ pub fn run(args: Args, out: &Output) -> Result {
         return print_json(&report);
     }
     let f = &report.files;
-    println!(
+    outln!(
         "files: {} new, {} changed, {} unchanged, {} removed, {} skipped",
         f.new, f.changed, f.unchanged, f.removed, f.skipped
-    );
-    println!(
+    )?;
+    outln!(
         "chunks: {} written, {} deleted; {} documents in {}",
         report.chunks.written,
         report.chunks.deleted,
         report.documents,
         args.db.display()
-    );
+    )?;
     Ok(())
 }
 
-/// The indexable files under `paths`, sorted by relative path.
-fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Result<Vec<Source>> {
+/// What [`walk`] found.
+struct Walk {
+    /// The indexable files, sorted by relative path.
+    sources: Vec<Source>,
+    /// Relative paths of the directories that could not be read (`""`: a whole root).
+    unreadable: Vec<String>,
+}
+
+/// The indexable files under `paths`, and the directories that could not be read.
+fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Result<Walk> {
     let mut found: BTreeMap<String, Source> = BTreeMap::new();
+    let mut unreadable = Vec::new();
     for root in paths {
         let meta = std::fs::metadata(root).map_err(|e| Error::msg(format!("cannot index {}: {e}", root.display())))?;
         let mut candidates: Vec<(String, PathBuf)> = Vec::new();
@@ -237,17 +257,22 @@ fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Res
                 let entry = match entry {
                     Ok(entry) => entry,
                     Err(e) => {
-                        out.warn(&format!("skipping {}", e.to_string().replace('\n', " ")));
+                        let why = e.to_string().replace('\n', " ");
+                        match e.path().map(|p| relative(p, root)) {
+                            Some(Some(rel)) => {
+                                out.warn(&format!("cannot read {why}; keeping what was indexed from it"));
+                                unreadable.push(rel);
+                            }
+                            _ => out.warn(&format!("skipping {why}")),
+                        }
                         continue;
                     }
                 };
                 if !entry.file_type().is_file() {
                     continue;
                 }
-                let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-                let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-                match parts {
-                    Some(parts) => candidates.push((parts.join("/"), entry.path().to_path_buf())),
+                match relative(entry.path(), root) {
+                    Some(rel) => candidates.push((rel, entry.path().to_path_buf())),
                     None => out.warn(&format!("skipping {}: the name is not UTF-8", entry.path().display())),
                 }
             }
@@ -275,7 +300,17 @@ fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Res
             found.insert(rel.clone(), Source { rel, path, format });
         }
     }
-    Ok(found.into_values().collect())
+    Ok(Walk {
+        sources: found.into_values().collect(),
+        unreadable,
+    })
+}
+
+/// `path` below `root` as the `/`-separated name it is stored under; `None` when not UTF-8.
+fn relative(path: &Path, root: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    parts.map(|parts| parts.join("/"))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

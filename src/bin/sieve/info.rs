@@ -29,32 +29,37 @@ pub fn run(args: Args, out: &Output) -> Result {
         return print_json(&info);
     }
     let c = &info.config;
-    let model = |m: &Option<String>| m.clone().unwrap_or_else(|| "none".into());
+    // Collections store a local folder as an absolute path and anything else as a hub id.
+    let model = |m: &Option<String>| match m {
+        None => "none".to_string(),
+        Some(name) if std::path::Path::new(name).is_absolute() => format!("{name} [folder]"),
+        Some(name) => format!("{name} [hub]"),
+    };
     let count = |n: Option<usize>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
-    println!("collection    {}", args.db.display());
-    println!("documents     {}", info.documents);
-    println!(
+    outln!("collection    {}", args.db.display())?;
+    outln!("documents     {}", info.documents)?;
+    outln!(
         "dense model   {} (HNSW: {} documents)",
         model(&c.dense),
         count(info.dense)
-    );
-    println!(
+    )?;
+    outln!(
         "sparse model  {} (inverted index: {} documents)",
         model(&c.sparse),
         count(info.sparse)
-    );
-    println!(
+    )?;
+    outln!(
         "bm25          {} ({} documents)",
         if c.text { "on" } else { "off" },
         count(info.text)
-    );
-    println!("reranker      {}", model(&c.reranker));
-    println!(
+    )?;
+    outln!("reranker      {}", model(&c.reranker))?;
+    outln!(
         "precision     {} (documents encoded in it; queries use it too)",
         info.dtype
-    );
-    println!("sequence      {}", info.sequence);
-    println!("size on disk  {}", human_bytes(info.size_on_disk));
+    )?;
+    outln!("sequence      {}", info.sequence)?;
+    outln!("size on disk  {}", human_bytes(info.size_on_disk))?;
     Ok(())
 }
 

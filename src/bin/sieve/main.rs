@@ -2,6 +2,8 @@
 //! own module and calls the library (`sieve::engine`, `sieve::encoders`); errors end the
 //! process with one line on stderr and exit status 1 (2 for a command line clap rejects).
 
+#[macro_use]
+mod output;
 mod chunk;
 mod encode;
 mod eval;
@@ -10,7 +12,6 @@ mod filter;
 mod import_beir;
 mod index;
 mod info;
-mod output;
 mod rank;
 mod search;
 
@@ -27,8 +28,9 @@ use sieve::engine::{Collection, CollectionConfig};
 ///
 /// Models are Hugging Face ids resolved through the local hub cache ($HF_HUB_CACHE, else
 /// $HF_HOME/hub, else ~/.cache/huggingface/hub). Models run on the device named by SIEVE_DEVICE
-/// (cpu, wgpu, cuda, cuda:N; default cpu) in the float type named by SIEVE_DTYPE (f32, f16, bf16;
-/// default f32; half precision on the GPU backends only).
+/// (cpu, wgpu, cuda, cuda:N; default cpu) in the precision named by SIEVE_DTYPE (f32, int8, bf16,
+/// f16; default f32, or for an existing collection the precision it was built in; int8 on the
+/// CPU only, bf16 on CPUs with AVX-512 BF16 and on GPUs, f16 on GPUs).
 #[derive(Debug, Parser)]
 #[command(name = "sieve", version, propagate_version = true)]
 struct Cli {
@@ -64,6 +66,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`sieve search … | head`): stop quietly, as Unix tools do.
+        Err(e) if e.broken_pipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -73,7 +77,11 @@ fn main() -> ExitCode {
 
 /// A failed command: the one line printed after `error: `.
 #[derive(Debug)]
-pub struct Error(String);
+pub struct Error {
+    message: String,
+    /// Stdout was closed by its reader: the command ends without a message.
+    broken_pipe: bool,
+}
 
 /// Result of a command.
 pub type Result<T = ()> = std::result::Result<T, Error>;
@@ -81,26 +89,37 @@ pub type Result<T = ()> = std::result::Result<T, Error>;
 impl Error {
     /// An error with this message.
     pub fn msg(message: impl Into<String>) -> Self {
-        Error(message.into())
+        Error {
+            message: message.into(),
+            broken_pipe: false,
+        }
+    }
+
+    /// A failed write of `what`; a closed pipe ends the command quietly.
+    pub fn write(what: &str, e: std::io::Error) -> Self {
+        Error {
+            broken_pipe: e.kind() == std::io::ErrorKind::BrokenPipe,
+            ..Error::msg(format!("cannot write {what}: {e}"))
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keep it to one line whatever the source said.
-        f.write_str(&self.0.replace('\n', " "))
+        f.write_str(&self.message.replace('\n', " "))
     }
 }
 
 impl From<sieve::engine::EngineError> for Error {
     fn from(e: sieve::engine::EngineError) -> Self {
-        Error(e.to_string())
+        Error::msg(e.to_string())
     }
 }
 
 impl From<sieve::EncoderError> for Error {
     fn from(e: sieve::EncoderError) -> Self {
-        Error(e.to_string())
+        Error::msg(e.to_string())
     }
 }
 

@@ -1,13 +1,22 @@
 //! What the commands print besides their results: notes and warnings on stderr, progress bars
 //! (only on a terminal and without `--quiet`), JSON on stdout, and text helpers for tables.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sieve::engine::Progress;
 
 use crate::{Error, Result};
+
+/// `println!` that returns a [`crate::Error`] instead of panicking when stdout fails; a closed
+/// pipe (`sieve search … | head`) then ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(|e| $crate::Error::write("to stdout", e))
+    }};
+}
 
 /// Where a command's side output goes.
 pub struct Output {
@@ -103,8 +112,7 @@ impl WriteProgress {
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(format!("cannot write JSON: {e}")))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").map_err(|e| Error::msg(format!("cannot write to stdout: {e}")))
+    outln!("{text}")
 }
 
 /// The text on one line, whitespace collapsed, cut to `max` characters with an ellipsis.

@@ -72,15 +72,15 @@ pub fn run(args: Args, out: &Output) -> Result {
     if args.json {
         return print_json(&ranked);
     }
-    println!("{:>4}  {:>8}  {:>5}  text", "rank", "score", "line");
+    outln!("{:>4}  {:>8}  {:>5}  text", "rank", "score", "line")?;
     for r in &ranked {
-        println!(
+        outln!(
             "{:>4}  {:>8.4}  {:>5}  {}",
             r.rank,
             r.score,
             r.corpus_id + 1,
             snippet(r.text, 100)
-        );
+        )?;
     }
     Ok(())
 }

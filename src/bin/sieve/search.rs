@@ -137,7 +137,9 @@ impl SearchOptions {
     fn parsed_filter(&self) -> Result<Option<sieve::engine::Filter>> {
         self.filter
             .as_deref()
-            .map(|expr| filter::parse(expr).map_err(|e| Error::msg(format!("invalid --filter {expr:?} {e}"))))
+            .map(|expr| {
+                filter::parse(expr).map_err(|e| Error::msg(format!("invalid --filter {:?} {e}", shortened(expr))))
+            })
             .transpose()
     }
 
@@ -188,12 +190,12 @@ pub fn run(args: Args, out: &Output) -> Result {
     let locations: Vec<String> = hits.iter().map(location).collect();
     let width = locations.iter().map(|l| l.chars().count()).max().unwrap_or(0);
     for (i, (hit, loc)) in hits.iter().zip(&locations).enumerate() {
-        println!(
+        outln!(
             "{:>3}  {:>8.4}  {loc:<width$}  {}",
             i + 1,
             hit.score,
             snippet(&hit.text, 100)
-        );
+        )?;
     }
     Ok(())
 }
@@ -203,5 +205,14 @@ fn location(hit: &SearchHit) -> String {
     match (hit.metadata["path"].as_str(), hit.metadata["chunk"].as_u64()) {
         (Some(path), Some(chunk)) => format!("{path}:{chunk}"),
         _ => hit.id.clone(),
+    }
+}
+
+/// `expr` as an error message quotes it: at most 80 characters, with `…` when cut.
+fn shortened(expr: &str) -> String {
+    const MAX: usize = 80;
+    match expr.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &expr[..end]),
+        None => expr.to_string(),
     }
 }

@@ -163,6 +163,28 @@ fn roberta_style_head(ckpt: &Checkpoint, task: Task, vocab: usize, hidden: usize
     })
 }
 
+/// The attention heads must split the hidden size evenly (BERT-style configs name them
+/// `num_attention_heads` / `hidden_size`, DistilBERT `n_heads` / `dim`).
+fn check_heads(config: &Value, path: &Path) -> Result<()> {
+    let field = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| config.get(name).and_then(Value::as_u64).map(|v| (name, v)))
+    };
+    let (Some((heads_name, heads)), Some((hidden_name, hidden))) =
+        (field(["num_attention_heads", "n_heads"]), field(["hidden_size", "dim"]))
+    else {
+        return Ok(()); // missing fields are reported by the family's own config parser
+    };
+    if heads == 0 || hidden % heads != 0 {
+        return Err(EncoderError::InvalidConfig {
+            path: path.to_path_buf(),
+            reason: format!("{heads_name} ({heads}) must be positive and divide {hidden_name} ({hidden})"),
+        });
+    }
+    Ok(())
+}
+
 fn parse<T: serde::de::DeserializeOwned>(config: &Value, path: &Path) -> Result<T> {
     serde_json::from_value(config.clone()).map_err(|e| EncoderError::InvalidConfig {
         path: path.to_path_buf(),
@@ -202,6 +224,7 @@ impl Model {
         on_host: bool,
     ) -> Result<Self> {
         let family = family(config)?;
+        check_heads(config, config_path)?;
         // On the host, burn keeps f32 copies (embeddings, heads) and the kernels pack their own.
         let float = if on_host { FloatDType::F32 } else { dtype.burn() };
         let ckpt = Checkpoint::open(weights, device, float)?;
