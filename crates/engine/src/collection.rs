@@ -936,15 +936,27 @@ fn lock(path: &Path) -> Result<File> {
     }
 }
 
+/// Opens the store; the caller holds the collection's lock.
 fn open_storage(path: &Path) -> Result<SledStorage> {
     let store_dir = path.join(STORE_DIR);
-    // sled can panic on some damaged files instead of returning an error; contain that.
-    std::panic::catch_unwind(|| SledStorage::open(&store_dir)).unwrap_or_else(|_| {
-        Err(EngineError::not_a_collection(
-            path,
-            "the store is damaged (sled could not read it)",
-        ))
-    })
+    // Holding the collection's lock, a store still locked can only be this process's own,
+    // from a collection just dropped whose sled threads are still shutting down: wait for them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        // sled can panic on some damaged files instead of returning an error; contain that.
+        let opened = std::panic::catch_unwind(|| SledStorage::open(&store_dir)).unwrap_or_else(|_| {
+            Err(EngineError::not_a_collection(
+                path,
+                "the store is damaged (sled could not read it)",
+            ))
+        });
+        match opened {
+            Err(EngineError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Writes `bytes` to `path` durably: the file, then its folder's entry for it.

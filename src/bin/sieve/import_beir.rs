@@ -7,7 +7,7 @@ use serde::Serialize;
 use sieve::engine::Document;
 use sieve::engine::eval::read_jsonl;
 
-use crate::output::{Output, WriteProgress, print_json};
+use crate::output::{Output, WriteProgress, print_json, warn_stale};
 use crate::{Error, Result, open_or_create_collection};
 
 /// Documents upserted per batch: each batch is durable on its own.
@@ -80,14 +80,17 @@ pub fn run(args: Args, out: &Output) -> Result {
     let stages = usize::from(config.dense.is_some()) + usize::from(config.sparse.is_some());
     let mut progress = WriteProgress::new(out, todo.len(), stages);
     let mut docs = todo.into_iter().peekable();
+    let mut stale = Vec::new();
     while docs.peek().is_some() {
         let batch: Vec<Document> = docs.by_ref().take(BATCH).collect();
         let n = batch.len();
         let written = collection.upsert_with_progress(batch, &mut progress.callback(n))?;
         report.added += written.added;
         report.updated += written.replaced;
+        stale = written.stale;
     }
     progress.finish();
+    warn_stale(out, &stale);
     report.documents = collection.len();
     collection.close()?;
     if args.json {

@@ -14,7 +14,7 @@ use sieve::engine::{Collection, Document};
 
 use crate::chunk::Chunker;
 use crate::extract::{EXTENSIONS, Format, extract};
-use crate::output::{Output, WriteProgress, print_json};
+use crate::output::{Output, WriteProgress, print_json, warn_stale};
 use crate::{Error, Result, open_or_create_collection};
 
 /// Chunks written per upsert: each batch is durable on its own.
@@ -439,11 +439,13 @@ fn write(collection: &Collection, docs: Vec<Document>, out: &Output) -> Result<u
     let stages = usize::from(config.dense.is_some()) + usize::from(config.sparse.is_some());
     let mut progress = WriteProgress::new(out, total, stages);
     let mut docs = docs.into_iter().peekable();
+    let mut stale = Vec::new();
     while docs.peek().is_some() {
         let batch: Vec<Document> = docs.by_ref().take(BATCH).collect();
         let n = batch.len();
-        collection.upsert_with_progress(batch, &mut progress.callback(n))?;
+        stale = collection.upsert_with_progress(batch, &mut progress.callback(n))?.stale;
     }
     progress.finish();
+    warn_stale(out, &stale);
     Ok(total)
 }

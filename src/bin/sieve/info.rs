@@ -58,6 +58,13 @@ pub fn run(args: Args, out: &Output) -> Result {
         "precision     {} (documents encoded in it; queries use it too)",
         info.dtype
     )?;
+    if !info.stale.is_empty() {
+        let names: Vec<&str> = info.stale.iter().map(|r| r.name()).collect();
+        outln!(
+            "stale         {} (missed writes after a failure; rebuilt from the store on the next open)",
+            names.join(", ")
+        )?;
+    }
     outln!("sequence      {}", info.sequence)?;
     outln!("size on disk  {}", human_bytes(info.size_on_disk))?;
     Ok(())

@@ -109,6 +109,18 @@ impl WriteProgress {
     }
 }
 
+/// Warns about indexes that missed writes after a failure (the writes themselves are stored).
+pub fn warn_stale(out: &Output, stale: &[sieve::engine::Retriever]) {
+    if !stale.is_empty() {
+        let names: Vec<&str> = stale.iter().map(|r| r.name()).collect();
+        out.warn(&format!(
+            "the {} index failed to apply some writes; they are stored, and the index is rebuilt the next time \
+             the collection opens",
+            names.join(" and ")
+        ));
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(format!("cannot write JSON: {e}")))?;

@@ -64,7 +64,8 @@ const TOKENIZER: &str = "sieve";
 /// ```
 pub struct TextIndex {
     index: Index,
-    writer: IndexWriter<TantivyDocument>,
+    /// `None` only while dropping (see the `Drop` impl).
+    writer: Option<IndexWriter<TantivyDocument>>,
     reader: IndexReader,
     analyzer: TextAnalyzer,
     id: Field,
@@ -202,7 +203,7 @@ impl TextIndex {
             .map_err(|e| open_error(&place, e))?;
         Ok(TextIndex {
             index,
-            writer,
+            writer: Some(writer),
             reader,
             analyzer,
             id,
@@ -212,14 +213,19 @@ impl TextIndex {
         })
     }
 
+    fn writer(&mut self) -> &mut IndexWriter<TantivyDocument> {
+        self.writer.as_mut().expect("the writer lives until drop")
+    }
+
     /// Adds documents, replacing the text of ids already present (the last wins within a call).
     pub fn add(&mut self, docs: &[(DocId, &str)]) -> Result<()> {
         for &(id, text) in docs {
-            self.writer.delete_term(self.id_term(id));
+            let term = self.id_term(id);
+            self.writer().delete_term(term);
             let mut doc = TantivyDocument::new();
             doc.add_u64(self.id, u64::from(id));
             doc.add_text(self.text, text);
-            self.writer.add_document(doc).map_err(text_error)?;
+            self.writer().add_document(doc).map_err(text_error)?;
         }
         Ok(())
     }
@@ -227,19 +233,20 @@ impl TextIndex {
     /// Removes documents; ids not present are ignored.
     pub fn remove(&mut self, ids: &[DocId]) {
         for &id in ids {
-            self.writer.delete_term(self.id_term(id));
+            let term = self.id_term(id);
+            self.writer().delete_term(term);
         }
     }
 
     /// Makes every change since the last commit durable and visible to searches.
     pub fn commit(&mut self) -> Result<()> {
-        self.writer.commit().map_err(text_error)?;
+        self.writer().commit().map_err(text_error)?;
         self.reader.reload().map_err(text_error)
     }
 
     /// Discards every change since the last commit.
     pub fn rollback(&mut self) -> Result<()> {
-        self.writer.rollback().map(drop).map_err(text_error)
+        self.writer().rollback().map(drop).map_err(text_error)
     }
 
     /// The best `k` committed documents for a free-text `query` under BM25, best first, ties by
@@ -367,6 +374,17 @@ fn directory_error(path: &Path, e: OpenDirectoryError) -> IndexError {
         OpenDirectoryError::DoesNotExist(_) => IndexError::corrupt(path, "the tantivy directory is missing"),
         OpenDirectoryError::NotADirectory(_) => IndexError::corrupt(path, "expected a directory"),
         e => IndexError::Text(e.to_string()),
+    }
+}
+
+impl Drop for TextIndex {
+    /// Waits for tantivy's merge threads: one still running after the drop would later write
+    /// its `meta.json` over that of an index reopened on the same folder in this process (and
+    /// bring back documents deleted since). Uncommitted changes are discarded, as before.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.wait_merging_threads();
+        }
     }
 }
 
