@@ -17,8 +17,11 @@ use crate::config::CollectionConfig;
 use crate::document::Document;
 use crate::error::{EngineError, Result};
 use crate::search::{Retriever, Search};
-use crate::storage::SledStorage;
+use crate::storage::{SledStorage, Storage};
 use crate::store::{DocRecord, Put, SCHEMA_VERSION, Schema, Store};
+
+/// Turns the sled store into the [`Storage`] a collection uses (the identity, but for tests).
+pub(crate) type WrapStorage = dyn Fn(SledStorage) -> Box<dyn Storage>;
 
 /// File that marks a directory as a sieve collection.
 const MARKER: &str = "SIEVE_COLLECTION";
@@ -227,7 +230,17 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn create_with(path: impl AsRef<Path>, config: CollectionConfig, options: &LoadOptions) -> Result<Self> {
-        let path = path.as_ref();
+        Self::create_on(path.as_ref(), config, options, &|sled| Box::new(sled))
+    }
+
+    /// [`create_with`](Self::create_with) over the store `wrap` makes of the sled one (tests
+    /// wrap it to inject faults).
+    pub(crate) fn create_on(
+        path: &Path,
+        config: CollectionConfig,
+        options: &LoadOptions,
+        wrap: &WrapStorage,
+    ) -> Result<Self> {
         check_creatable(path, false)?;
         if config.dense.is_none() && config.sparse.is_none() && !config.text {
             return Err(EngineError::InvalidInput(
@@ -254,7 +267,7 @@ impl Collection {
         // Again under the lock: another process may have created a collection here while the
         // models loaded (it held the lock, or has finished and let it go).
         check_creatable(path, true)?;
-        let store = Store::new(Box::new(open_storage(path)?), path);
+        let store = Store::new(wrap(open_storage(path)?), path);
         store.write_schema(&schema)?;
         // The marker is written last: a directory without it holds no usable collection.
         write_file_synced(
@@ -288,10 +301,11 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn open_on(path: impl AsRef<Path>, device: Device) -> Result<Self> {
-        Self::open_inner(path.as_ref(), &|schema| LoadOptions {
+        let options = |schema: &Schema| LoadOptions {
             device,
             dtype: schema.dtype,
-        })
+        };
+        Self::open_inner(path.as_ref(), &options, &|sled| Box::new(sled))
     }
 
     /// [`open`](Self::open) with the models loaded on a chosen device and precision (for
@@ -306,10 +320,15 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
-        Self::open_inner(path.as_ref(), &|_| options.clone())
+        Self::open_inner(path.as_ref(), &|_| options.clone(), &|sled| Box::new(sled))
     }
 
-    fn open_inner(path: &Path, options: &dyn Fn(&Schema) -> LoadOptions) -> Result<Self> {
+    /// Opens with the load options `options` picks from the schema, over the store `wrap` makes.
+    pub(crate) fn open_inner(
+        path: &Path,
+        options: &dyn Fn(&Schema) -> LoadOptions,
+        wrap: &WrapStorage,
+    ) -> Result<Self> {
         if !path.is_dir() {
             return Err(EngineError::not_a_collection(path, "no such directory"));
         }
@@ -323,7 +342,7 @@ impl Collection {
         if !path.join(STORE_DIR).is_dir() {
             return Err(EngineError::not_a_collection(path, "the store directory is missing"));
         }
-        let store = Store::new(Box::new(open_storage(path)?), path);
+        let store = Store::new(wrap(open_storage(path)?), path);
         let schema = store
             .schema()?
             .ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
@@ -493,15 +512,15 @@ impl Collection {
         if removed.is_empty() {
             return Ok(0);
         }
-        self.store
-            .commit(&[], &removed, writer.next_id, self.schema.config.durability)?;
+        self.store.commit(&[], &removed, writer.next_id)?;
         let iids: Vec<DocId> = removed.iter().map(|r| r.0).collect();
         {
-            // Durable from here: an index that fails goes stale instead of failing the call.
+            // The store holds the deletion: an index that fails goes stale instead.
             let mut state = self.write_state();
-            crate::indexes::remove(&mut state, &iids, self.commits_text());
+            crate::indexes::remove(&mut state, &iids);
         }
         writer.changed_since_checkpoint += removed.len();
+        self.make_durable()?;
         self.maybe_checkpoint(&mut writer)?;
         Ok(removed.len())
     }
@@ -627,10 +646,19 @@ impl Collection {
         Ok(())
     }
 
-    /// Whether each write commits the text index: only when each write is flushed to the
-    /// store first ([`Durability::Flush`](crate::Durability::Flush)).
-    fn commits_text(&self) -> bool {
-        self.schema.config.durability == crate::Durability::Flush
+    /// With [`Durability::Flush`](crate::Durability::Flush): flushes the store (the write is
+    /// durable once this returns), then commits the text index, which is never ahead of the
+    /// store. A failed flush fails the call: the write is applied (reads and the indexes see
+    /// it) but whether it survives a crash is unknown; nothing is half-applied either way.
+    fn make_durable(&self) -> Result<()> {
+        if self.schema.config.durability != crate::Durability::Flush {
+            return Ok(());
+        }
+        self.store.flush()?;
+        let mut state = self.write_state();
+        // A failed commit marks the text index stale; the write is durable all the same.
+        let _ = crate::indexes::commit_text(&mut state);
+        Ok(())
     }
 
     /// Commits buffered text-index changes so a search sees them: the store is flushed first
@@ -738,20 +766,21 @@ impl Collection {
             done: 0,
             total: puts.len(),
         });
-        self.store.commit(&puts, &[], next_id, self.schema.config.durability)?;
+        self.store.commit(&puts, &[], next_id)?;
         writer.next_id = next_id;
         {
-            // Durable from here: an index that fails goes stale instead of failing the call.
+            // The store holds the documents: an index that fails goes stale instead.
             let mut state = self.write_state();
-            crate::indexes::insert(&mut state, &puts, self.commits_text());
-            report.stale = state.stale.clone();
+            crate::indexes::insert(&mut state, &puts);
         }
+        writer.changed_since_checkpoint += puts.len();
+        self.make_durable()?;
+        report.stale = self.read_state().stale.clone();
         progress(Progress {
             stage: "store",
             done: puts.len(),
             total: puts.len(),
         });
-        writer.changed_since_checkpoint += puts.len();
         self.maybe_checkpoint(&mut writer)?;
         Ok(report)
     }

@@ -184,13 +184,12 @@ fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
 }
 
 /// Applies stored documents to every index (replacing earlier versions). The text index
-/// commits only if `commit_text` (the store has flushed these documents); else the change
-/// waits for [`commit_text`].
+/// does not commit: [`commit_text`] does, once the store has flushed them.
 ///
 /// The store already holds these documents: an index that fails to apply them is marked
 /// stale (see [`State::stale`]) instead of failing the write, and is left alone until the next
 /// open rebuilds or catches it up.
-pub(crate) fn insert(state: &mut State, puts: &[Put], commit_text: bool) {
+pub(crate) fn insert(state: &mut State, puts: &[Put]) {
     for put in puts {
         state.metadata.insert(put.iid, put.record.metadata());
     }
@@ -224,11 +223,11 @@ pub(crate) fn insert(state: &mut State, puts: &[Put], commit_text: bool) {
             Err(_) => failed.push(Retriever::Bm25),
         }
     }
-    finish(state, failed, commit_text)
+    state.stale.extend(failed);
 }
 
-/// Removes documents from every index; failures and the text commit as in [`insert`].
-pub(crate) fn remove(state: &mut State, iids: &[DocId], commit_text: bool) {
+/// Removes documents from every index; the text index commits as in [`insert`].
+pub(crate) fn remove(state: &mut State, iids: &[DocId]) {
     for iid in iids {
         state.metadata.remove(iid);
     }
@@ -242,20 +241,11 @@ pub(crate) fn remove(state: &mut State, iids: &[DocId], commit_text: bool) {
         index.remove(iids);
         state.text_pending = true;
     }
-    finish(state, Vec::new(), commit_text)
 }
 
 /// The index unless it is absent or stale.
 fn live<'a, T>(index: &'a mut Option<T>, stale: &[Retriever], which: Retriever) -> Option<&'a mut T> {
     index.as_mut().filter(|_| !stale.contains(&which))
-}
-
-/// Marks `failed` stale and commits the text index if asked (a failed commit marks it stale).
-fn finish(state: &mut State, failed: Vec<Retriever>, commit_text: bool) {
-    state.stale.extend(failed);
-    if commit_text {
-        let _ = self::commit_text(state);
-    }
 }
 
 /// Commits the text index's pending changes. Call only once the store has flushed them.

@@ -36,6 +36,8 @@ pub mod collection;
 pub mod config;
 pub mod document;
 mod error;
+#[cfg(test)]
+mod fault_injection;
 pub mod eval;
 pub mod filter;
 pub mod fusion;

@@ -24,7 +24,7 @@ use serde_json::Value;
 use sieve_encoders::{Dtype, SparseVector};
 use sieve_index::Metric;
 
-use crate::config::{CollectionConfig, Durability};
+use crate::config::CollectionConfig;
 use crate::error::{EngineError, Result};
 use crate::storage::{Storage, WriteBatch};
 
@@ -264,9 +264,10 @@ impl Store {
         self.storage.flush()
     }
 
-    /// Writes documents and deletions as one atomic batch; returns the new sequence number.
-    /// `removed` pairs each deleted internal id with its user id.
-    pub fn commit(&self, puts: &[Put], removed: &[(u32, String)], next_id: u32, durability: Durability) -> Result<u64> {
+    /// Applies documents and deletions as one atomic batch (all or nothing; durable after the
+    /// next [`flush`](Self::flush)); returns the new sequence number. `removed` pairs each
+    /// deleted internal id with its user id.
+    pub fn commit(&self, puts: &[Put], removed: &[(u32, String)], next_id: u32) -> Result<u64> {
         let seq = self.seq()? + 1;
         let mut batch = WriteBatch::default();
         let mut touched = Vec::with_capacity(puts.len() + removed.len());
@@ -297,9 +298,6 @@ impl Store {
         batch.put(SEQ, seq.to_be_bytes().to_vec());
         batch.put(NEXT_ID, next_id.to_be_bytes().to_vec());
         self.storage.apply(batch)?;
-        if durability == Durability::Flush {
-            self.storage.flush()?;
-        }
         Ok(seq)
     }
 
