@@ -733,3 +733,55 @@ fn an_unreadable_directory_keeps_its_chunks_and_a_closed_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+/// `sieve index` killed (SIGKILL) at random points, then run again to the end: the collection
+/// opens every time and ends up exactly as one uninterrupted run makes it.
+#[test]
+fn a_killed_index_run_is_finished_by_the_next_one() {
+    let dir = tempdir("killed-index");
+    let docs = dir.join("docs");
+    fs::create_dir_all(&docs).unwrap();
+    for i in 0..60 {
+        let body: String = (0..(3 + i % 5))
+            .map(|p| format!("Paragraph {p} of note {i}: topic {} with colour {}.\n\n", i % 7, ["red", "blue"][p % 2]))
+            .collect();
+        fs::write(docs.join(format!("note-{i:02}.md")), format!("# Note {i}\n\n{body}")).unwrap();
+    }
+    let docs_s = s(&docs);
+    let contents = |db: &Path| -> Vec<(String, String)> {
+        let c = sieve::engine::Collection::open(db).unwrap();
+        let mut all: Vec<(String, String)> = c.iter().map(|d| d.unwrap()).map(|d| (d.id, d.text)).collect();
+        all.sort();
+        let info = c.info().unwrap();
+        let n = Some(all.len());
+        assert_eq!((info.dense, info.sparse, info.text), (n, n, n), "{}", db.display());
+        all
+    };
+    let clean = dir.join("clean.sieve");
+    ok(&["index", docs_s, "--db", s(&clean), "-q"]);
+    let want = contents(&clean);
+
+    let db = dir.join("killed.sieve");
+    for (round, after_ms) in [1_500u64, 3_000, 4_500].into_iter().enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+            .args(["index", docs_s, "--db", s(&db), "-q"])
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        if db.join("SIEVE_COLLECTION").exists() {
+            contents(&db); // opens, indexes agree with the store
+        }
+        if finished {
+            eprintln!("round {round}: the run finished before the kill");
+        }
+    }
+    ok(&["index", docs_s, "--db", s(&db), "-q"]);
+    assert_eq!(contents(&db), want);
+}

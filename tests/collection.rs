@@ -457,6 +457,31 @@ fn buffered_writes_never_put_bm25_ahead_of_the_store() {
     assert_eq!(c.info().unwrap().text, Some(9));
 }
 
+/// A `create` killed before it wrote the marker leaves a lock file and an empty store: neither
+/// a collection nor a foreign folder. The next `create` takes it over; one whose store holds
+/// documents is refused instead (that is damage, not an interrupted create).
+#[test]
+fn an_interrupted_create_is_taken_over_by_the_next() {
+    let dir = tempdir("interrupted-create");
+    Collection::create(&dir, tiny()).unwrap().close().unwrap();
+    std::fs::remove_file(dir.join("SIEVE_COLLECTION")).unwrap();
+    std::fs::remove_dir_all(dir.join("indexes")).unwrap();
+    assert!(!Collection::exists(&dir));
+    assert!(matches!(Collection::open(&dir), Err(EngineError::NotACollection { .. })));
+    let c = Collection::create(&dir, tiny()).unwrap();
+    assert!(Collection::exists(&dir));
+    c.add(docs(0..3)).unwrap();
+    drop(c);
+    assert_eq!(Collection::open(&dir).unwrap().len(), 3);
+
+    std::fs::remove_file(dir.join("SIEVE_COLLECTION")).unwrap();
+    let err = Collection::create(&dir, tiny()).err().expect("an indexes folder: not an interrupted create");
+    assert!(matches!(err, EngineError::NotACollection { .. }), "{err:?}");
+    std::fs::remove_dir_all(dir.join("indexes")).unwrap();
+    let err = Collection::create(&dir, tiny()).err().expect("documents without a marker");
+    assert!(err.to_string().contains("holds documents"), "{err}");
+}
+
 #[test]
 fn bad_input_and_foreign_directories_give_typed_errors() {
     let dir = tempdir("bad");
@@ -642,6 +667,51 @@ fn collection_is_send_and_sync_and_serves_readers_while_writing() {
     writer.join().unwrap();
     readers.into_iter().for_each(|r| r.join().unwrap());
     assert_eq!(c.len(), 100 + 100 - 10);
+}
+
+/// Searches from rayon tasks (the pool the encoders' kernels and HNSW's parallel insert also
+/// use) while a writer inserts into a graph big enough to insert in parallel, under a watchdog:
+/// a reader blocked on the index lock must never starve the writer holding it of workers.
+#[test]
+fn rayon_searches_and_a_parallel_writer_never_deadlock() {
+    use rayon::prelude::*;
+    let dir = tempdir("rayon");
+    let config = CollectionConfig {
+        hnsw: sieve::index::HnswParams {
+            flat_threshold: 16,
+            ..Default::default()
+        },
+        ..tiny()
+    };
+    let c = std::sync::Arc::new(Collection::create(&dir, config).unwrap());
+    c.add(docs(0..64)).unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            let writer = {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for round in 0..12 {
+                        let start = 64 + round * 48;
+                        c.upsert(docs(start..start + 48)).unwrap();
+                        c.delete(&[format!("doc-{}", round * 5)]).unwrap();
+                    }
+                })
+            };
+            (0..96).into_par_iter().for_each(|i| {
+                let hits = c.search(format!("document number {i}")).top_k(5).run().unwrap();
+                assert_eq!(hits.len(), 5);
+            });
+            writer.join().unwrap();
+            done.send(()).unwrap();
+        })
+    };
+    if finished.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+        panic!("no progress in 60 s: searches and the writer deadlocked");
+    }
+    worker.join().unwrap();
+    assert_eq!(c.len(), 64 + 12 * 48 - 12);
 }
 
 #[test]

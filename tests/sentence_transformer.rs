@@ -70,6 +70,22 @@ fn minilm_long_documents_truncate_like_sentence_transformers() {
     );
 }
 
+/// A huge text (here 8 MB) is cut before tokenizing, not after: the same tokens and embedding
+/// as its first few thousand words, without tokenizing megabytes it would drop.
+#[test]
+fn a_huge_text_gives_the_tokens_of_its_head() {
+    let model = minilm();
+    let g = golden("golden/all-MiniLM-L6-v2.long-docs.json");
+    let text = strs(&g["texts"]).concat();
+    let huge = text.repeat(8_000_000 / text.len() + 1);
+    let head: String = huge.split(' ').take(4_000).collect::<Vec<_>>().join(" ");
+    let tokens = model.tokenizer().encode(&[huge.as_str(), head.as_str()]).unwrap();
+    assert_eq!(tokens.ids(0), tokens.ids(1));
+    assert_eq!(tokens.ids(0).len(), model.max_seq_length(), "truncated to max_seq_length");
+    let embeddings = model.encode(&[huge.as_str(), head.as_str()]).unwrap();
+    assert_close("huge text", embeddings.row(0), embeddings.row(1), 1e-6);
+}
+
 #[test]
 fn batching_and_order_do_not_change_results() {
     let model = minilm();

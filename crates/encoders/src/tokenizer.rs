@@ -135,7 +135,7 @@ impl Tokenizer {
     }
 
     fn prepare(&self, text: &str) -> String {
-        let text = text.trim();
+        let text = head(text.trim(), self.max_length.saturating_mul(BYTES_PER_TOKEN));
         if self.do_lower_case {
             text.to_lowercase()
         } else {
@@ -182,3 +182,23 @@ impl Tokenizer {
         Ok(out)
     }
 }
+
+/// Text kept per token of `max_length` before tokenizing. Only the first `max_length` tokens
+/// survive truncation, and no tokenizer here spends anywhere near 64 bytes on one token
+/// (WordPiece turns a word over 100 characters into a single `[UNK]`, but then the text is
+/// mostly such words), so cutting there changes nothing but the time and memory a huge text
+/// costs: tokenizers tokenizes the whole input before it truncates.
+const BYTES_PER_TOKEN: usize = 64;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+

@@ -268,6 +268,13 @@ impl Collection {
         // models loaded (it held the lock, or has finished and let it go).
         check_creatable(path, true)?;
         let store = Store::new(wrap(open_storage(path)?), path);
+        if store.seq()? != 0 {
+            // Never an interrupted `create` (no marker, so never opened, so never written to).
+            return Err(EngineError::not_a_collection(
+                path,
+                format!("its store holds documents but the {MARKER} file is missing"),
+            ));
+        }
         store.write_schema(&schema)?;
         // The marker is written last: a directory without it holds no usable collection.
         write_file_synced(
@@ -275,6 +282,17 @@ impl Collection {
             format!("sieve collection, schema {SCHEMA_VERSION}\n").as_bytes(),
         )?;
         Self::assemble(path, schema, store, models, lock)
+    }
+
+    /// Whether `path` holds a collection ([`create`](Self::create) finished there). A folder
+    /// where it was interrupted holds none; `create` takes it over.
+    ///
+    /// ```
+    /// use sieve_engine::Collection;
+    /// assert!(!Collection::exists("no-such-collection.sieve"));
+    /// ```
+    pub fn exists(path: impl AsRef<Path>) -> bool {
+        path.as_ref().join(MARKER).is_file()
     }
 
     /// Opens an existing collection: reads its configuration from the store, loads the same
@@ -921,7 +939,9 @@ fn pin_models(mut config: CollectionConfig) -> Result<CollectionConfig> {
 }
 
 /// `create` may use `path`: it does not exist, or is a directory holding nothing but a lock
-/// file (another `create` may have made it a moment ago). `locked`: the caller holds the lock.
+/// file (another `create` may have made it a moment ago) and perhaps the store of a `create`
+/// that was interrupted before it finished (no marker: never opened, so no documents), which
+/// a new `create` takes over. `locked`: the caller holds the lock.
 fn check_creatable(path: &Path, locked: bool) -> Result<()> {
     if path.join(MARKER).exists() {
         return Err(EngineError::AlreadyExists {
@@ -934,7 +954,8 @@ fn check_creatable(path: &Path, locked: bool) -> Result<()> {
     let entries = fs::read_dir(path).map_err(|e| EngineError::io(path, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| EngineError::io(path, e))?;
-        if entry.file_name() != LOCK {
+        let interrupted_store = entry.file_name() == STORE_DIR && entry.file_type().is_ok_and(|t| t.is_dir());
+        if entry.file_name() != LOCK && !interrupted_store {
             if !locked && path.join(LOCK).exists() {
                 // Another process may be creating a collection here right now.
                 drop(lock(path)?);

@@ -145,12 +145,12 @@ fn open_existing(db: &Path, options: &LoadOptions) -> Result<Collection> {
     })
 }
 
-/// Opens the collection in `db`, creating it with the default models when `db` does not exist
-/// or is an empty directory.
+/// Opens the collection in `db`, creating it with the default models when `db` holds none: it
+/// does not exist, is an empty directory, or holds what a killed `create` left (`create`
+/// refuses any other directory).
 pub fn open_or_create_collection(db: &Path, out: &output::Output) -> Result<Collection> {
     let options = load_options()?;
-    let empty_dir = db.is_dir() && std::fs::read_dir(db).map(|mut d| d.next().is_none()).unwrap_or(false);
-    if !db.exists() || empty_dir {
+    if !Collection::exists(db) {
         out.note(&format!("creating {} with the default models", db.display()));
         Ok(Collection::create_with(db, CollectionConfig::default(), &options)?)
     } else {
