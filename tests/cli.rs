@@ -741,11 +741,11 @@ fn a_killed_index_run_is_finished_by_the_next_one() {
     let dir = tempdir("killed-index");
     let docs = dir.join("docs");
     fs::create_dir_all(&docs).unwrap();
-    for i in 0..60 {
+    for i in 0..240 {
         let body: String = (0..(3 + i % 5))
             .map(|p| format!("Paragraph {p} of note {i}: topic {} with colour {}.\n\n", i % 7, ["red", "blue"][p % 2]))
             .collect();
-        fs::write(docs.join(format!("note-{i:02}.md")), format!("# Note {i}\n\n{body}")).unwrap();
+        fs::write(docs.join(format!("note-{i:03}.md")), format!("# Note {i}\n\n{body}")).unwrap();
     }
     let docs_s = s(&docs);
     let contents = |db: &Path| -> Vec<(String, String)> {
@@ -762,7 +762,7 @@ fn a_killed_index_run_is_finished_by_the_next_one() {
     let want = contents(&clean);
 
     let db = dir.join("killed.sieve");
-    for (round, after_ms) in [1_500u64, 3_000, 4_500].into_iter().enumerate() {
+    for (round, after_ms) in [1_000u64, 2_500, 4_000].into_iter().enumerate() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
             .args(["index", docs_s, "--db", s(&db), "-q"])
             .env("HF_HUB_OFFLINE", "1")
