@@ -158,6 +158,22 @@ fn configs_that_would_fail_mid_encode_are_refused_at_load() {
     assert!(embedding.row(0).iter().all(|x| x.is_finite()));
 }
 
+/// A syntax error inside tokenizer.json's `decoder` made the tokenizers crate panic (an
+/// `expect` in its decoder deserializer) instead of returning an error; found by
+/// fuzz/model_folder.
+#[test]
+fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
+    let dir = Scratch::of("bert-st-mean-norm", "decoder");
+    let path = dir.path("tokenizer.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"decoder\"").expect("the fixture has a decoder");
+    let broken = format!("{}\"decoder\": {{\"type\": \"WordPiece\", \"prefix\": \"##\"\"oops\": 1}}}}", &text[..at]);
+    std::fs::write(&path, broken).unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::Tokenizer(_)), "{err:?}");
+    assert!(err.to_string().contains("tokenizer.json"), "{err}");
+}
+
 #[test]
 fn unknown_architecture_lists_the_supported_ones() {
     let dir = Scratch::of("bert-st-mean-norm", "unknown-arch");

@@ -100,8 +100,12 @@ impl Tokenizer {
                 path: path.to_path_buf(),
             });
         }
-        let mut inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
+        // tokenizers panics (an `expect` in its decoder deserializer) on some malformed files
+        // instead of returning an error: contain that (found by fuzz/model_folder).
+        let loaded = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path)).unwrap_or_else(|_| {
+            Err("the tokenizers crate panicked while reading it (malformed JSON in a component)".into())
+        });
+        let mut inner = loaded.map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
         let pad_id = inner
             .get_padding()
             .map(|p| p.pad_id)
