@@ -174,6 +174,23 @@ fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
 
+/// A post-processor template naming a special token it does not define loaded fine, then
+/// the tokenizers crate panicked ("no entry found for key") on every encode; found by fuzzing.
+#[test]
+fn a_tokenizer_that_cannot_encode_is_refused_at_load() {
+    let dir = Scratch::of("bert-st-mean-norm", "template");
+    let path = dir.path("tokenizer.json");
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let specials = tokenizer["post_processor"]["special_tokens"]
+        .as_object_mut()
+        .expect("the fixture's post-processor is a template");
+    specials.remove("[SEP]").expect("[SEP] is defined");
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+    let err = load_error(&dir);
+    assert!(matches!(err, EncoderError::Tokenizer(_)), "{err:?}");
+    assert!(err.to_string().contains("cannot encode a trial text"), "{err}");
+}
+
 #[test]
 fn unknown_architecture_lists_the_supported_ones() {
     let dir = Scratch::of("bert-st-mean-norm", "unknown-arch");

@@ -120,12 +120,17 @@ impl Tokenizer {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        Ok(Self {
+        let tokenizer = Self {
             inner,
             max_length,
             pad_id,
             do_lower_case,
-        })
+        };
+        // A file that loads can still fail on every input: find out now, naming the file.
+        tokenizer
+            .encode(&["a trial text"])
+            .map_err(|e| EncoderError::Tokenizer(format!("{}: cannot encode a trial text: {e}", path.display())))?;
+        Ok(tokenizer)
     }
 
     /// Longest sequence, in tokens, that a text is truncated to.
@@ -163,10 +168,12 @@ impl Tokenizer {
     }
 
     fn batch(&self, inputs: Vec<tokenizers::EncodeInput>) -> Result<TokenBatch> {
-        let encodings = self
-            .inner
-            .encode_batch(inputs, true)
-            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        // The tokenizers crate panics on some malformed tokenizer files at encode time (e.g. a
+        // post-processor template naming a token it does not define; found by fuzzing): an
+        // error instead, here and at load (see `from_file`).
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.encode_batch(inputs, true)))
+            .unwrap_or_else(|_| Err("the tokenizers crate panicked while encoding".into()));
+        let encodings = encoded.map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         let batch = encodings.len();
         let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut out = TokenBatch {
