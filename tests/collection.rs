@@ -111,15 +111,7 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
     );
     assert_eq!(c.search("number 35").bm25().top_k(1).run().unwrap()[0].id, "doc-35");
     // The catch-up was saved at once: a crash now would not make the next open redo it.
-    let markers = |dir: &std::path::Path| -> Vec<u64> {
-        ["dense", "sparse", "text"]
-            .map(|name| {
-                let text = std::fs::read_to_string(dir.join(format!("indexes/{name}.seq"))).unwrap();
-                text.trim().parse().unwrap()
-            })
-            .to_vec()
-    };
-    assert_eq!(markers(&dir), [info.sequence; 3]);
+    assert_eq!(["dense", "sparse", "text"].map(|name| marker(&dir, name)), [info.sequence; 3]);
     drop(c);
 
     // Lose the saved dense and sparse indexes entirely: rebuilt from the store.

@@ -34,22 +34,15 @@ pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<(State,
     let floor = store.log_floor()?;
     // A marker is usable if the log still holds every change after it.
     let usable = |name: &str| read_marker(dir, name).filter(|&m| m >= floor && m <= seq);
-    // Any marker behind the store means replayed (or rebuilt) work.
-    let mut redone = false;
-    let mut behind = |name: &str| {
-        if read_marker(dir, name) != Some(seq) {
-            redone = true;
-        }
-    };
-    if schema.dense.is_some() {
-        behind(DENSE);
-    }
-    if schema.sparse_dim.is_some() {
-        behind(SPARSE);
-    }
-    if schema.config.text {
-        behind(TEXT);
-    }
+    // Any configured index whose marker is behind the store means replayed (or rebuilt) work.
+    let configured = [
+        (DENSE, schema.dense.is_some()),
+        (SPARSE, schema.sparse_dim.is_some()),
+        (TEXT, schema.config.text),
+    ];
+    let redone = configured
+        .into_iter()
+        .any(|(name, on)| on && read_marker(dir, name) != Some(seq));
 
     let mut metadata = HashMap::new();
     for item in store.records() {
