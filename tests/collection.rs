@@ -134,7 +134,7 @@ fn reopen_after_forget(dir: &std::path::Path) -> (Collection, PathBuf) {
     (Collection::open(&copy).unwrap(), copy)
 }
 
-use common::copy_dir;
+use common::{copy_dir, snapshot_dir};
 
 #[test]
 fn filters_apply_inside_every_retriever() {
@@ -433,8 +433,7 @@ fn buffered_writes_never_put_bm25_ahead_of_the_store() {
     // What a crash right now would leave of BM25 on disk: the last checkpoint only.
     let committed = |tag: &str| {
         let copy = dir.with_extension(tag);
-        let _ = std::fs::remove_dir_all(&copy);
-        copy_dir(&dir.join("indexes/text"), &copy);
+        snapshot_dir(&dir.join("indexes/text"), &copy);
         let index = sieve::index::TextIndex::open(&copy).unwrap();
         let ids = |q: &str| index.search(q, 100, None).unwrap().len();
         (index.len(), ids("number"))

@@ -99,6 +99,23 @@ fn check_minilm(dtype: Dtype) {
     let texts = strs(&g["texts"]);
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embeddings = model.encode(&texts).unwrap();
+    // Quantization is per row, so neither batching nor running whole sequences as one task
+    // (a batch of documents) changes a value.
+    let one_by_one = model
+        .encode_with(
+            &texts,
+            &sieve::EncodeOptions {
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_close(
+        &format!("{dtype} long documents, batch vs one by one"),
+        embeddings.as_slice(),
+        one_by_one.as_slice(),
+        1e-5,
+    );
     for (i, (got, want)) in embeddings.rows().zip(&rows(&g["embeddings"])).enumerate() {
         let c = cosine(got, want);
         assert!(

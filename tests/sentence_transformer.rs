@@ -105,6 +105,19 @@ fn batching_and_order_do_not_change_results() {
         )
         .unwrap();
     assert_close("batch 3 vs batch 1", together.as_slice(), one_by_one.as_slice(), 1e-5);
+
+    // Long documents: one batch of them is cut into groups of sequences that each run through
+    // the whole stack as one task, where a batch of one runs layer by layer.
+    let g = golden("golden/all-MiniLM-L6-v2.long-docs.json");
+    let docs = strs(&g["texts"]);
+    let docs: Vec<&str> = docs.iter().chain(&docs).map(String::as_str).collect();
+    let single = EncodeOptions {
+        batch_size: 1,
+        ..Default::default()
+    };
+    let together = model.encode(&docs).unwrap();
+    let one_by_one = model.encode_with(&docs, &single).unwrap();
+    assert_close("long documents, grouped vs one by one", together.as_slice(), one_by_one.as_slice(), 1e-5);
 }
 
 #[test]

@@ -58,14 +58,35 @@ pub fn tiny_collection_config() -> sieve::engine::CollectionConfig {
 
 /// Copies the model folder `from` to `to` (files and subfolders).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
+    try_copy_dir(from, to).unwrap();
+}
+
+/// [`copy_dir`] returning the first error.
+pub fn try_copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
+        if entry.file_type()?.is_dir() {
+            try_copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of a folder that a live index may be rewriting (tantivy's merge threads delete the
+/// files of merged segments at any time): the copy is retried until no file vanished under it.
+pub fn snapshot_dir(from: &std::path::Path, to: &std::path::Path) {
+    for attempt in 1.. {
+        let _ = std::fs::remove_dir_all(to);
+        match try_copy_dir(from, to) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 20 => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("cannot copy {}: {e}", from.display()),
         }
     }
 }

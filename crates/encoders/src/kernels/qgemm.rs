@@ -30,11 +30,12 @@
 //!
 //! # Layout
 //!
-//! `k` is padded to `kp`, a multiple of 4, with zeros. Quantized activations are rows of `kp` bytes.
-//! Weights are packed in panels of `NR` columns; inside a panel, for each group of 4 consecutive `k`
-//! (the `vpdpbusd` layout), the `NR` columns' 4 bytes follow each other: byte
+//! `k` is padded to `kp`, a multiple of 64, with zeros. Quantized activations are rows of `kp`
+//! bytes. Weights are packed in panels of `NR` columns; inside a panel, for each group of 4
+//! consecutive `k` (the `vpdpbusd` layout), the `NR` columns' 4 bytes follow each other: byte
 //! `((panel · kp/4 + g) · NR + j) · 4 + t` holds `qw[4g + t, panel · NR + j]`. Columns past `n` are
-//! zero. A micro-kernel computes an `MR × NR` tile over the whole of `k`: per group of 4 `k` it
+//! zero. AMX splits each 32-column panel into two such runs of 16 columns, one after the other, so
+//! that 16 consecutive groups of a run are one 16 × 64-byte weight tile. A micro-kernel computes an `MR × NR` tile over the whole of `k`: per group of 4 `k` it
 //! broadcasts 4 activation bytes of each of its `MR` rows and multiplies them by the `NR / LANES`
 //! weight vectors of the panel.
 //!
@@ -42,7 +43,9 @@
 //!
 //! One generic micro-kernel is written over [`I8Simd`], a handful of SIMD operations implemented
 //! for plain arrays (the scalar path), AVX2 (`vpmaddubsw` + `vpmaddwd` + `vpaddd`), AVX-VNNI and
-//! AVX-512 VNNI (one `vpdpbusd` each). [`I8Path::chosen`] picks the fastest one the CPU runs, or the
+//! AVX-512 VNNI (one `vpdpbusd` each). AMX has its own tile kernel ([`amx`]): per 64 `k` it loads
+//! two activation and two weight tiles and issues four `tdpbusd` into a 32 × 32 block of
+//! accumulators. [`I8Path::chosen`] picks the fastest one the CPU runs, or the
 //! one `SIEVE_KERNEL` names. The path is fixed when the weights are packed ([`PackedI8`]) since the
 //! panel width depends on it. Work is split over the rayon global pool in blocks of rows, and of
 //! column panels too when there are too few rows to keep every thread busy.
@@ -64,10 +67,18 @@ pub(crate) enum I8Path {
     AvxVnni,
     /// AVX-512 VNNI (512-bit `vpdpbusd`).
     Avx512Vnni,
+    /// AMX (`tdpbusd` on 16 × 64-byte tiles, Linux), with an AVX-512 epilogue.
+    Amx,
 }
 
 impl I8Path {
-    const ALL: [I8Path; 4] = [I8Path::Scalar, I8Path::Avx2, I8Path::AvxVnni, I8Path::Avx512Vnni];
+    const ALL: [I8Path; 5] = [
+        I8Path::Scalar,
+        I8Path::Avx2,
+        I8Path::AvxVnni,
+        I8Path::Avx512Vnni,
+        I8Path::Amx,
+    ];
 
     /// Every path this CPU can run, slowest first (Scalar always).
     pub(crate) fn available() -> Vec<I8Path> {
@@ -75,7 +86,7 @@ impl I8Path {
     }
 
     /// `super::requested_path()` if it names an available path of this family ("scalar", "avx2",
-    /// "avxvnni", "avx512vnni"), else the fastest available. Cached.
+    /// "avxvnni", "avx512vnni", "amx"), else the fastest available. Cached.
     pub(crate) fn chosen() -> I8Path {
         static CHOSEN: OnceLock<I8Path> = OnceLock::new();
         *CHOSEN.get_or_init(|| select_path(super::requested_path().as_deref(), &Self::available()))
@@ -88,6 +99,7 @@ impl I8Path {
             I8Path::Avx2 => "avx2",
             I8Path::AvxVnni => "avxvnni",
             I8Path::Avx512Vnni => "avx512vnni",
+            I8Path::Amx => "amx",
         }
     }
 
@@ -109,7 +121,9 @@ impl I8Path {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            I8Path::Amx => amx::usable(),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -121,6 +135,16 @@ impl I8Path {
             I8Path::Avx2 => (AVX2_MR, AVX2_NV * 8),
             I8Path::AvxVnni => (AVXVNNI_MR, AVXVNNI_NV * 8),
             I8Path::Avx512Vnni => (AVX512_MR, AVX512_NV * 16),
+            I8Path::Amx => (AMX_MR, AMX_NR),
+        }
+    }
+
+    /// Columns of one run of the packing (a panel is `nr / sub_panel` of them side by side): the
+    /// whole panel, except for AMX whose weight tiles are 16 columns wide.
+    fn sub_panel(self) -> usize {
+        match self {
+            I8Path::Amx => 16,
+            _ => self.tile().1,
         }
     }
 }
@@ -148,8 +172,18 @@ const AVXVNNI_MR: usize = 6;
 const AVXVNNI_NV: usize = 2;
 const AVX512_MR: usize = 8;
 const AVX512_NV: usize = 3;
+/// AMX: 2 × 2 tiles of 16 × 16 accumulators (tmm0–3), two activation tiles (tmm4–5) and two
+/// weight tiles (tmm6–7), so each tile loaded feeds two `tdpbusd`.
+const AMX_MR: usize = 32;
+const AMX_NR: usize = 32;
 /// Upper bound of `MR · NR` over the paths (the stack tile's size).
-const TILE_MAX: usize = 8 * 48;
+const TILE_MAX: usize = 32 * 32;
+/// `k` is padded with zeros to a multiple of this: one AMX tile row (64 bytes), which is also a
+/// whole number of 4-byte `vpdpbusd` groups for the other paths.
+const KP_ALIGN: usize = 64;
+/// Activation rows are allocated in multiples of this, so the AMX path may load whole tiles past
+/// the last row (their results are dropped).
+const ROW_ALIGN: usize = AMX_MR;
 
 /// Largest `k`: `|acc − zp · colsum| ≤ 2 · 127² · kp` must fit `i32`.
 const MAX_K: usize = 65_536;
@@ -190,7 +224,8 @@ fn step(range: f32) -> f32 {
     if s.is_nan() || s <= 0.0 {
         1.0
     } else if s.is_finite() {
-        s
+        // Normal, so that its reciprocal (activations are multiplied by it) is finite.
+        s.max(f32::MIN_POSITIVE)
     } else {
         f32::MAX / 127.0
     }
@@ -282,7 +317,8 @@ impl PackedI8 {
             path.name()
         );
         let (_, nr) = path.tile();
-        let kp = k.next_multiple_of(4);
+        let sub = path.sub_panel();
+        let kp = k.next_multiple_of(KP_ALIGN);
         let groups = kp / 4;
         let panels = n.div_ceil(nr);
         let (q, scales, colsums) = quantize_weights(w, k, n);
@@ -291,8 +327,9 @@ impl PackedI8 {
         for (kk, qrow) in q.chunks_exact(n).enumerate() {
             let (g, t) = (kk / 4, kk % 4);
             for (j, &v) in qrow.iter().enumerate() {
-                let (p, jj) = (j / nr, j % nr);
-                bytes[((p * groups + g) * nr + jj) * 4 + t] = v as u8;
+                // Sub-panel `j / sub` of the whole columns, then group g, then column j % sub.
+                let (s, jj) = (j / sub, j % sub);
+                bytes[((s * groups + g) * sub + jj) * 4 + t] = v as u8;
             }
         }
         PackedI8 {
@@ -368,12 +405,38 @@ fn quantize_row_impl(x: &[f32], out: &mut [u8]) -> RowQuant {
     let hi = hi.into_iter().fold(0f32, |a, b| if b > a { b } else { a });
     let scale = step(hi - lo);
     let zp = round_i32(clamp_nan(-lo / scale, 127.0)).max(0);
+    // A multiply by the (finite, since `scale` is normal) reciprocal: a division per value cost
+    // more than the rest of the quantization.
+    let inv = 1.0 / scale;
     let (body, tail) = out.split_at_mut(x.len());
     for (o, &v) in body.iter_mut().zip(x) {
-        *o = (round_i32(clamp_nan(v / scale, 256.0)) + zp).clamp(0, 127) as u8;
+        *o = (round_i32(clamp_nan(v * inv, 256.0)) + zp).clamp(0, 127) as u8;
     }
     tail.fill(0);
     RowQuant { scale, zp }
+}
+
+/// The widest vectors [`quantize_row_impl`] is compiled for on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowSimd {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+impl RowSimd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                return RowSimd::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") {
+                return RowSimd::Avx2;
+            }
+        }
+        RowSimd::Portable
+    }
 }
 
 /// [`quantize_row_impl`] compiled for AVX2 (the same IEEE operations, so the same bytes).
@@ -386,14 +449,26 @@ unsafe fn quantize_row_avx2(x: &[f32], out: &mut [u8]) -> RowQuant {
     quantize_row_impl(x, out)
 }
 
-fn quantize_row(x: &[f32], out: &mut [u8], avx2: bool) -> RowQuant {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: `avx2` is only true when the CPU was detected to support AVX2.
-        return unsafe { quantize_row_avx2(x, out) };
-    }
-    let _ = avx2;
+/// [`quantize_row_impl`] compiled for AVX-512 (the same IEEE operations, so the same bytes).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_row_avx512(x: &[f32], out: &mut [u8]) -> RowQuant {
     quantize_row_impl(x, out)
+}
+
+fn quantize_row(x: &[f32], out: &mut [u8], simd: RowSimd) -> RowQuant {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `RowSimd::detect` only returns Avx512 when the CPU supports AVX-512 F and BW.
+        RowSimd::Avx512 => unsafe { quantize_row_avx512(x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `RowSimd::detect` only returns Avx2 when the CPU supports AVX2.
+        RowSimd::Avx2 => unsafe { quantize_row_avx2(x, out) },
+        _ => quantize_row_impl(x, out),
+    }
 }
 
 /// Per-row quantized activations, reusable across calls (no allocation once grown).
@@ -432,21 +507,19 @@ impl QuantizedRows {
                 a.len()
             );
         }
-        let kp = k.next_multiple_of(4);
-        if self.data.len() < m * kp {
-            self.data.resize(m * kp, 0);
+        let kp = k.next_multiple_of(KP_ALIGN);
+        let alloc = m.next_multiple_of(ROW_ALIGN) * kp;
+        if self.data.len() < alloc {
+            self.data.resize(alloc, 0);
         }
         if self.params.len() < m {
             self.params.resize(m, RowQuant::default());
         }
         (self.m, self.k, self.kp) = (m, k, kp);
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
+        let simd = RowSimd::detect();
         let (data, params) = (&mut self.data[..m * kp], &mut self.params[..m]);
         let one = |(i, (out, p)): (usize, (&mut [u8], &mut RowQuant))| {
-            *p = quantize_row(&a[i * lda..i * lda + k], out, avx2);
+            *p = quantize_row(&a[i * lda..i * lda + k], out, simd);
         };
         if m * k < PAR_MIN_QUANT {
             data.chunks_exact_mut(kp).zip(params).enumerate().for_each(one);
@@ -822,6 +895,165 @@ unsafe fn task_avx512vnni<K: Sink>(
     unsafe { task::<x86::Avx512VnniOps, AVX512_MR, AVX512_NV, K>(a, b, sink, rows, panels) }
 }
 
+/// The AMX path: Intel's tile registers and `tdpbusd` (Sapphire Rapids and later), about eight
+/// times the multiply-add rate of AVX-512 VNNI.
+///
+/// Rust's AMX intrinsics are unstable, so the tile instructions are written as inline assembly on
+/// fixed tile registers, which the compiler never allocates. Linux hands out the 8 KiB of tile
+/// state only to processes that ask for it (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); [`usable`] asks
+/// once and the path is offered only when the kernel grants it.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod amx {
+    use std::arch::asm;
+    use std::ops::Range;
+    use std::sync::OnceLock;
+
+    use super::{AMX_MR, AMX_NR, PackedI8, QuantizedRows, Sink, TILE_MAX};
+
+    /// `arch_prctl` code asking for permission to use an extended state component.
+    const ARCH_REQ_XCOMP_PERM: libc::c_ulong = 0x1023;
+    /// The extended state component of the tile data.
+    const XFEATURE_XTILEDATA: libc::c_ulong = 18;
+
+    /// Whether the CPU has AMX-TILE and AMX-INT8 (and AVX-512 F/BW for the epilogue) and the kernel
+    /// lets this process use the tiles. Cached.
+    pub(super) fn usable() -> bool {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        *USABLE.get_or_init(|| {
+            // CPUID leaf 7, EDX bits 24 and 25: AMX-TILE and AMX-INT8 (`is_x86_feature_detected!`
+            // does not name AMX on stable Rust).
+            let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+            let cpu = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && (leaf.edx >> 24) & 1 == 1
+                && (leaf.edx >> 25) & 1 == 1;
+            // SAFETY: a plain system call with integer arguments; it only changes what this
+            // process may do.
+            cpu && unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) } == 0
+        })
+    }
+
+    /// The `ldtilecfg` operand: palette 1, all eight tiles 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct TileConfig {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+        tail: [u8; 16],
+    }
+
+    const CONFIG: TileConfig = TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+        tail: [0; 16],
+    };
+
+    /// Computes rows `rows` × column panels `panels` of `a · b` on AMX tiles and hands them to
+    /// `sink`.
+    ///
+    /// # Safety
+    /// [`usable`] returned true; `b` is packed for [`super::I8Path::Amx`]; `rows` lie within `a`
+    /// and start at a multiple of 32, `panels` within `b`; the sink's contract holds for this
+    /// task's rows and columns.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn task<K: Sink>(
+        a: &QuantizedRows,
+        b: &PackedI8,
+        sink: &K,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        let kp = a.kp;
+        assert!(
+            b.nr == AMX_NR && a.kp == b.kp && kp.is_multiple_of(64) && rows.start.is_multiple_of(AMX_MR),
+            "qgemm: tile does not match the packing"
+        );
+        // Whole 32-row tiles are loaded, past `m` too.
+        assert!(
+            a.data.len() >= a.m.next_multiple_of(AMX_MR) * kp,
+            "qgemm: activation rows are not padded for AMX"
+        );
+        let groups = kp / 4;
+        let blocks = kp / 64;
+        let mut tile = [0i32; TILE_MAX];
+        let out = tile.as_mut_ptr();
+        let (lda, ldb, ldc) = (kp, 64usize, AMX_NR * 4);
+        // SAFETY: the configuration is a valid palette-1 layout; the process holds the tile
+        // permission (`usable`, caller).
+        unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+        for p in panels {
+            let panel = b.panel(p);
+            let col0 = p * AMX_NR;
+            let ncols = AMX_NR.min(b.n - col0);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let live = AMX_MR.min(rows.end - r0);
+                let a0 = a.data[r0 * kp..].as_ptr();
+                // SAFETY: rows r0 .. r0 + 32 lie in `a.data` (asserted above, r0 < m); the two
+                // weight runs of the panel are `groups · 64` bytes each (the panel is sliced to
+                // both), and tile k-block `kb` reads 16 rows of 64 bytes at `kb · 1024` in each;
+                // `tile` holds 32 × 32 i32 at a stride of 128 bytes.
+                unsafe {
+                    let a1 = a0.add(16 * kp);
+                    let b0 = panel.as_ptr();
+                    let b1 = b0.add(groups * 64);
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    );
+                    for kb in 0..blocks {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {lda} * 1]",
+                            "tileloadd tmm5, [{a1} + {lda} * 1]",
+                            "tileloadd tmm6, [{b0} + {ldb} * 1]",
+                            "tileloadd tmm7, [{b1} + {ldb} * 1]",
+                            "tdpbusd tmm0, tmm4, tmm6",
+                            "tdpbusd tmm1, tmm4, tmm7",
+                            "tdpbusd tmm2, tmm5, tmm6",
+                            "tdpbusd tmm3, tmm5, tmm7",
+                            a0 = in(reg) a0.add(kb * 64),
+                            a1 = in(reg) a1.add(kb * 64),
+                            b0 = in(reg) b0.add(kb * 1024),
+                            b1 = in(reg) b1.add(kb * 1024),
+                            lda = in(reg) lda,
+                            ldb = in(reg) ldb,
+                            options(nostack, readonly)
+                        );
+                    }
+                    asm!(
+                        "tilestored [{c0} + {ldc} * 1], tmm0",
+                        "tilestored [{c1} + {ldc} * 1], tmm1",
+                        "tilestored [{c2} + {ldc} * 1], tmm2",
+                        "tilestored [{c3} + {ldc} * 1], tmm3",
+                        c0 = in(reg) out,
+                        c1 = in(reg) out.add(16),
+                        c2 = in(reg) out.add(16 * AMX_NR),
+                        c3 = in(reg) out.add(16 * AMX_NR + 16),
+                        ldc = in(reg) ldc,
+                        options(nostack)
+                    );
+                }
+                for i in 0..live {
+                    // SAFETY: row r0 + i < a.m and columns < n; this task owns them (caller).
+                    unsafe { sink.write(r0 + i, col0, &tile[i * AMX_NR..i * AMX_NR + ncols]) };
+                }
+                r0 += AMX_MR;
+            }
+        }
+        // SAFETY: returns the tiles to their initial state, so context switches need not save
+        // them.
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+}
+
 /// Computes `a · b` over the rayon pool, handing tiles to `sink`.
 ///
 /// # Safety
@@ -876,7 +1108,10 @@ unsafe fn drive<K: Sink>(a: &QuantizedRows, b: &PackedI8, sink: &K) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             I8Path::Avx512Vnni => unsafe { task_avx512vnni(a, b, sink, rows, pans) },
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            // SAFETY: as above; `usable()` also obtained the kernel's permission to use AMX tiles.
+            I8Path::Amx => unsafe { amx::task(a, b, sink, rows, pans) },
+            #[allow(unreachable_patterns)]
             _ => unreachable!("qgemm: the {} path does not exist on this architecture", b.path.name()),
         }
     };
@@ -1232,6 +1467,9 @@ mod tests {
     #[test]
     fn path_selection() {
         let all = [I8Path::Scalar, I8Path::Avx2, I8Path::AvxVnni, I8Path::Avx512Vnni];
+        for p in I8Path::ALL {
+            assert_eq!(I8Path::from_name(p.name()), Some(p));
+        }
         let avx2_only = [I8Path::Scalar, I8Path::Avx2];
         assert_eq!(select_path(None, &all), I8Path::Avx512Vnni);
         assert_eq!(select_path(None, &avx2_only), I8Path::Avx2);
@@ -1252,7 +1490,12 @@ mod tests {
         for p in all {
             assert_eq!(I8Path::from_name(p.name()), Some(p));
         }
+        assert_eq!(select_path(Some("amx"), &avx2_only), I8Path::Avx2);
+        let with_amx = [I8Path::Scalar, I8Path::Avx512Vnni, I8Path::Amx];
+        assert_eq!(select_path(None, &with_amx), I8Path::Amx);
+        assert_eq!(select_path(Some("avx512vnni"), &with_amx), I8Path::Avx512Vnni);
         let available = I8Path::available();
+        eprintln!("int8 paths on this CPU: {available:?}");
         assert_eq!(available[0], I8Path::Scalar);
         assert!(available.contains(&I8Path::chosen()));
     }
