@@ -156,7 +156,7 @@ fn softmax(row: &mut [f32], scale: f32) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn softmax_avx512(row: &mut [f32], scale: f32) {
-    softmax_portable(row, scale)
+    super::avx512::softmax(row, scale)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -221,6 +221,22 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn softmax_rows_of_every_length_sum_to_one() {
+        for len in [1, 2, 15, 16, 17, 100, 256, 511] {
+            let xs: Vec<f32> = (0..len).map(|i| ((i * 7919 % 263) as f32 - 131.0) * 0.1).collect();
+            let scale = 0.17;
+            let max = xs.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let weights: Vec<f64> = xs.iter().map(|&x| ((x as f64 - max) * scale as f64).exp()).collect();
+            let sum: f64 = weights.iter().sum();
+            let mut row = xs.clone();
+            softmax(&mut row, scale);
+            for (got, w) in row.iter().zip(&weights) {
+                assert!((*got as f64 - w / sum).abs() < 1e-6, "len {len}: {got} vs {}", w / sum);
+            }
+        }
     }
 
     #[test]

@@ -54,28 +54,104 @@ impl CpuLayerNorm {
     /// `x = LayerNorm(x + residual)` row by row (`residual` may be absent).
     pub(crate) fn forward(&self, x: &mut [f32], residual: Option<&[f32]>) {
         let width = self.gamma.len();
+        let simd = RowSimd::detect();
         let task = |(i, rows): (usize, &mut [f32])| {
-            for (r, row) in rows.chunks_exact_mut(width).enumerate() {
-                if let Some(res) = residual {
-                    let offset = (i * ROWS_PER_TASK + r) * width;
-                    row.iter_mut()
-                        .zip(&res[offset..offset + width])
-                        .for_each(|(v, r)| *v += r);
-                }
-                self.row(row);
+            let res = residual.map(|res| &res[i * ROWS_PER_TASK * width..][..rows.len()]);
+            match simd {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `detect` returned Avx512 only where the CPU supports AVX-512 F.
+                RowSimd::Avx512 => unsafe { self.rows_avx512(rows, res) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `detect` returned Avx2 only where the CPU supports AVX2 and FMA.
+                RowSimd::Avx2 => unsafe { self.rows_avx2(rows, res) },
+                _ => self.rows(rows, res),
             }
         };
         x.par_chunks_mut(width * ROWS_PER_TASK).enumerate().for_each(task);
     }
 
+    /// [`Self::rows`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_avx512(&self, rows: &mut [f32], residual: Option<&[f32]>) {
+        self.rows(rows, residual)
+    }
+
+    /// [`Self::rows`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_avx2(&self, rows: &mut [f32], residual: Option<&[f32]>) {
+        self.rows(rows, residual)
+    }
+
+    /// LayerNorm of whole rows of `rows`, after adding `residual` (as long as `rows`).
+    #[inline(always)]
+    fn rows(&self, rows: &mut [f32], residual: Option<&[f32]>) {
+        let width = self.gamma.len();
+        for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+            if let Some(res) = residual {
+                row.iter_mut().zip(&res[r * width..][..width]).for_each(|(v, r)| *v += r);
+            }
+            self.row(row);
+        }
+    }
+
+    #[inline(always)]
     fn row(&self, row: &mut [f32]) {
         let n = row.len() as f32;
-        let mean = row.iter().sum::<f32>() / n;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let mean = lane_sum(row, |v| v) / n;
+        let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;
         let inv = 1.0 / (var + self.eps).sqrt();
         for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
             *v = (*v - mean) * inv * g + b;
         }
+    }
+}
+
+/// Lanes of the partial sums in [`lane_sum`].
+const LANES: usize = 16;
+
+/// `Σ f(v)` over `row` in 16 running sums, which vectorise (one running sum cannot: float
+/// addition is not associative, so the compiler keeps its order).
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        sums.iter_mut().zip(chunk).for_each(|(s, &v)| *s += f(v));
+    }
+    sums.iter().sum::<f32>() + rest
+}
+
+/// The widest vectors the row-wise kernels are compiled for on this CPU.
+#[derive(Clone, Copy)]
+enum RowSimd {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl RowSimd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return RowSimd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return RowSimd::Avx2;
+            }
+        }
+        RowSimd::Portable
     }
 }
 
