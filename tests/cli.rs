@@ -785,3 +785,72 @@ fn a_killed_index_run_is_finished_by_the_next_one() {
     ok(&["index", docs_s, "--db", s(&db), "-q"]);
     assert_eq!(contents(&db), want);
 }
+
+/// A file far larger than one tokenizing section (here ~2.6 MB of text in paragraphs, plus one
+/// 1.2 MB paragraph without a blank line) is chunked section by section and written in batches:
+/// every stored chunk is its byte range of the file, every word lands in a chunk, and the
+/// chunks respect the budget. A BM25-only collection (words as tokens) keeps it quick.
+#[test]
+fn a_file_larger_than_a_section_is_chunked_in_pieces_and_written_in_batches() {
+    use sieve::engine::{Collection, CollectionConfig};
+    let dir = tempdir("big-file");
+    let db = dir.join("db.sieve");
+    let config = CollectionConfig {
+        dense: None,
+        sparse: None,
+        reranker: None,
+        ..CollectionConfig::default()
+    };
+    Collection::create(&db, config).unwrap().close().unwrap();
+    let mut text = String::new();
+    let mut word = 0;
+    let mut words = |n: usize, text: &mut String| {
+        for _ in 0..n {
+            text.push_str(&format!("w{word} "));
+            word += 1;
+        }
+    };
+    for _ in 0..2_000 {
+        words(150, &mut text);
+        text.push_str("\n\n");
+    }
+    words(150_000, &mut text);
+    let file = dir.join("big.txt");
+    fs::write(&file, &text).unwrap();
+    let total_words = word;
+    assert!(text.len() > 3 << 20, "{} bytes", text.len());
+
+    let report = json(&["index", s(&file), "--db", s(&db), "--json", "-q"]);
+    assert_eq!(report["files"]["new"], 1, "{report}");
+    let c = Collection::open(&db).unwrap();
+    let mut chunks: Vec<(u64, usize, usize, String)> = c
+        .iter()
+        .map(|d| d.unwrap())
+        .map(|d| {
+            let m = &d.metadata;
+            let range = (m["byte_start"].as_u64().unwrap() as usize, m["byte_end"].as_u64().unwrap() as usize);
+            (m["chunk"].as_u64().unwrap(), range.0, range.1, d.text)
+        })
+        .collect();
+    chunks.sort();
+    assert_eq!(chunks.len() as u64, report["chunks"]["written"].as_u64().unwrap());
+    let mut seen = vec![false; total_words];
+    for (i, (n, start, end, stored)) in chunks.iter().enumerate() {
+        assert_eq!(*n, i as u64, "chunk numbers run 0..n");
+        assert_eq!(&text[*start..*end], stored, "chunk {n} is its byte range of the file");
+        let ws: Vec<&str> = stored.split_whitespace().collect();
+        assert!(ws.len() <= 200, "chunk {n}: {} words", ws.len());
+        for w in ws {
+            seen[w[1..].parse::<usize>().unwrap()] = true;
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "every word is in some chunk");
+    drop(c);
+
+    // Unchanged on a second run; shrunk to one paragraph, the surplus chunks go.
+    let report = json(&["index", s(&file), "--db", s(&db), "--json", "-q"]);
+    assert_eq!(report["files"]["unchanged"], 1, "{report}");
+    fs::write(&file, "one short paragraph\n").unwrap();
+    let report = json(&["index", s(&file), "--db", s(&db), "--json", "-q"]);
+    assert_eq!((report["chunks"]["written"].as_u64(), report["documents"].as_u64()), (Some(1), Some(1)), "{report}");
+}

@@ -55,6 +55,80 @@ impl<'a> Chunker<'a> {
     }
 }
 
+/// Text tokenized at a time: a file is cut into sections of about this many bytes, at block
+/// boundaries (a longer block at whitespace), each chunked on its own. Files below it chunk
+/// exactly as a whole; a huge one never has all its tokens in memory at once.
+pub const SECTION_BYTES: usize = 1 << 20;
+
+/// A run of consecutive blocks chunked on its own.
+#[derive(Debug, PartialEq)]
+pub struct Section {
+    /// Its bytes in the text.
+    pub range: std::ops::Range<usize>,
+    /// Its blocks, relative to `range.start`.
+    pub blocks: Vec<Block>,
+}
+
+/// `blocks` of `text` gathered into sections of at most `max` bytes (from the first block's start
+/// to the last one's end); a block longer than `max` is cut at the last whitespace before each
+/// `max` bytes (or at a character boundary when it has none) into sections of its own.
+pub fn sections(text: &str, blocks: &[Block], max: usize) -> Vec<Section> {
+    let max = max.max(1);
+    let mut out: Vec<Section> = Vec::new();
+    let mut current: Option<Section> = None;
+    let close = |current: &mut Option<Section>, out: &mut Vec<Section>| out.extend(current.take());
+    for block in blocks {
+        if block.end - block.start > max {
+            close(&mut current, &mut out);
+            let mut start = block.start;
+            let mut heading = block.heading;
+            while start < block.end {
+                let end = if block.end - start <= max {
+                    block.end
+                } else {
+                    let limit = floor_boundary(text, start + max);
+                    match text[start..limit].rfind(char::is_whitespace) {
+                        Some(i) if i > 0 => start + i,
+                        _ if limit > start => limit,
+                        // A first character longer than `max` bytes.
+                        _ => ceil_boundary(text, start + 1),
+                    }
+                };
+                let blocks = vec![Block {
+                    start: 0,
+                    end: end - start,
+                    heading,
+                }];
+                out.push(Section {
+                    range: start..end,
+                    blocks,
+                });
+                heading = false;
+                start = end;
+            }
+            continue;
+        }
+        if let Some(section) = &current
+            && block.end - section.range.start > max
+        {
+            close(&mut current, &mut out);
+        }
+        let section = current.get_or_insert_with(|| Section {
+            range: block.start..block.start,
+            blocks: Vec::new(),
+        });
+        let base = section.range.start;
+        section.range.end = block.end;
+        section.blocks.push(Block {
+            start: block.start - base,
+            end: block.end - base,
+            heading: block.heading,
+        });
+    }
+    close(&mut current, &mut out);
+    out
+}
+
 /// Byte offsets of whitespace-separated words.
 pub fn words(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -217,6 +291,40 @@ mod tests {
             let w = format!("w{i}");
             assert!(chunks.iter().any(|c| c.split_whitespace().any(|x| x == w)), "{w}");
         }
+    }
+
+    /// Sections cover every block's bytes once, in order, within the size bound; a file below
+    /// the bound is one section, so it chunks exactly as before.
+    #[test]
+    fn sections_bound_the_text_chunked_at_a_time() {
+        let text = format!("{}\n\n{}\n\n# H\n\n{}", numbered(0, 30), numbered(30, 40), numbered(40, 300));
+        let e = extract(Format::Markdown, &text);
+        let whole = sections(&e.text, &e.blocks, e.text.len());
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].range, e.blocks[0].start..e.blocks.last().unwrap().end);
+        for max in [50, 200, 1000] {
+            let parts = sections(&e.text, &e.blocks, max);
+            assert!(parts.len() > 1, "max {max}");
+            let mut covered = String::new();
+            for p in &parts {
+                assert!(p.range.len() <= max, "max {max}: {:?}", p.range);
+                for b in &p.blocks {
+                    assert!(b.start < b.end && b.end <= p.range.len());
+                    covered.push_str(&e.text[p.range.start + b.start..p.range.start + b.end]);
+                    covered.push(' ');
+                }
+            }
+            let words_in = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            assert_eq!(words_in(&covered), words_in(&e.text), "max {max}");
+            // The heading still starts its block.
+            assert!(parts.iter().any(|p| p.blocks.iter().any(|b| b.heading)));
+        }
+        // A block without whitespace is cut at character boundaries.
+        let solid = "é".repeat(100);
+        let block = [Block { start: 0, end: solid.len(), heading: false }];
+        let parts = sections(&solid, &block, 33);
+        assert!(parts.iter().all(|p| p.range.len() <= 33 && solid.is_char_boundary(p.range.start)));
+        assert_eq!(parts.last().unwrap().range.end, solid.len());
     }
 
     #[test]

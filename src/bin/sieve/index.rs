@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sieve::SentenceTransformer;
-use sieve::engine::{Collection, Document};
+use sieve::engine::{Collection, Document, Retriever};
 
-use crate::chunk::Chunker;
+use crate::chunk::{Chunker, SECTION_BYTES, sections};
 use crate::extract::{EXTENSIONS, Format, extract};
 use crate::output::{Output, WriteProgress, print_json, warn_stale};
 use crate::{Error, Result, open_or_create_collection};
@@ -117,42 +117,62 @@ pub fn run(args: Args, out: &Output) -> Result {
             paths.join(", ")
         )));
     }
+    let collection = open_or_create_collection(&args.db, out)?;
+    let stored = stored_files(&collection)?;
     let mut files = FileCounts::default();
-    let mut read = Vec::new();
-    let mut skipped = BTreeSet::new();
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    let mut stale: Vec<String> = Vec::new();
+    let mut chunker: Option<Chunker> = None;
+    let mut writer = Writer::new(&collection, out);
+    // One file in memory at a time; its chunks go out in batches as they are cut.
     for source in sources {
-        match read_file(&source) {
-            Ok(r) => read.push(r),
+        let r = match read_file(&source) {
+            Ok(r) => r,
             Err(why) => {
                 out.warn(&format!("skipping {}: {why}", source.path.display()));
                 files.skipped += 1;
-                skipped.insert(source.rel);
+                present.insert(source.rel);
+                continue;
             }
+        };
+        present.insert(r.source.rel.clone());
+        let before = stored.get(&r.source.rel);
+        match before {
+            None => files.new += 1,
+            Some(s) if is_current(s, &r.hash) => {
+                files.unchanged += 1;
+                continue;
+            }
+            Some(_) => files.changed += 1,
+        }
+        if chunker.is_none() {
+            // The chunker keeps a copy of the tokenizer; the model itself is not needed after this.
+            chunker = Some(match load_tokenizer_model(&collection)? {
+                Some(model) => model_chunker(&model)?,
+                None => Chunker::words(),
+            });
+        }
+        let chunker = chunker.as_ref().expect("set just above");
+        let count = documents(&r, chunker, &mut |doc| writer.push(doc))?;
+        if count == 0 && before.is_none() {
+            // Nothing to store, so nothing would mark it as seen: count it as skipped.
+            out.note(&format!("skipping {}: no text", r.source.path.display()));
+            files.new -= 1;
+            files.skipped += 1;
+        }
+        if let Some(s) = before {
+            stale.extend(
+                s.chunks
+                    .iter()
+                    .filter(|(n, _)| **n >= count as u64)
+                    .map(|(_, id)| id.clone()),
+            );
         }
     }
-
-    let collection = open_or_create_collection(&args.db, out)?;
-    let stored = stored_files(&collection)?;
-    let mut stale: Vec<String> = Vec::new();
-    let mut todo: Vec<&Read> = Vec::new();
-    for r in &read {
-        match stored.get(&r.source.rel) {
-            None => {
-                files.new += 1;
-                todo.push(r);
-            }
-            Some(s) if is_current(s, &r.hash) => files.unchanged += 1,
-            Some(_) => {
-                files.changed += 1;
-                todo.push(r);
-            }
-        }
-    }
-    let present: BTreeSet<&str> = read
-        .iter()
-        .map(|r| r.source.rel.as_str())
-        .chain(skipped.iter().map(String::as_str))
-        .collect();
+    let mut chunks = ChunkCounts {
+        written: writer.finish()?,
+        deleted: 0,
+    };
     // What was indexed from a directory that cannot be read now stays, as for unreadable files.
     let under_unreadable = |rel: &str| {
         unreadable
@@ -169,36 +189,6 @@ pub fn run(args: Args, out: &Output) -> Result {
             files.removed += 1;
             stale.extend(s.chunks.values().cloned());
         }
-    }
-
-    let mut chunks = ChunkCounts::default();
-    if !todo.is_empty() {
-        // The chunker keeps a copy of the tokenizer; the model itself is not needed after this.
-        let chunker = match load_tokenizer_model(&collection)? {
-            Some(model) => model_chunker(&model)?,
-            None => Chunker::words(),
-        };
-        let mut docs = Vec::new();
-        for r in &todo {
-            let new_docs = documents(r, &chunker)?;
-            let before = stored.get(&r.source.rel);
-            if new_docs.is_empty() && before.is_none() {
-                // Nothing to store, so nothing would mark it as seen: count it as skipped.
-                out.note(&format!("skipping {}: no text", r.source.path.display()));
-                files.new -= 1;
-                files.skipped += 1;
-            }
-            if let Some(s) = before {
-                stale.extend(
-                    s.chunks
-                        .iter()
-                        .filter(|(n, _)| **n >= new_docs.len() as u64)
-                        .map(|(_, id)| id.clone()),
-                );
-            }
-            docs.extend(new_docs);
-        }
-        chunks.written = write(&collection, docs, out)?;
     }
     if !stale.is_empty() {
         chunks.deleted = collection.delete(&stale)?;
@@ -401,12 +391,12 @@ fn model_chunker(model: &SentenceTransformer) -> Result<Chunker<'static>> {
     Ok(Chunker::new(Box::new(tokenize), budget))
 }
 
-/// The chunk documents of one file.
-fn documents(r: &Read, chunker: &Chunker) -> Result<Vec<Document>> {
+/// Cuts one file into chunk documents, handing each to `emit` in order; returns how many.
+///
+/// The text is chunked one section (about [`SECTION_BYTES`]) at a time, so a huge file is
+/// never tokenized whole.
+fn documents(r: &Read, chunker: &Chunker, emit: &mut dyn FnMut(Document) -> Result) -> Result<usize> {
     let extracted = extract(r.source.format, &r.text);
-    let ranges = chunker
-        .chunk(&extracted.text, &extracted.blocks)
-        .map_err(|e| Error::msg(format!("{}: cannot tokenize: {e}", r.source.path.display())))?;
     // Offsets into the file, except for HTML where they are into the extracted text.
     let shift = if r.source.format == Format::Html { 0 } else { r.offset };
     let title = extracted.title.clone().unwrap_or_else(|| {
@@ -415,10 +405,14 @@ fn documents(r: &Read, chunker: &Chunker) -> Result<Vec<Document>> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    Ok(ranges
-        .into_iter()
-        .enumerate()
-        .map(|(n, (start, end))| {
+    let mut n = 0;
+    for section in sections(&extracted.text, &extracted.blocks, SECTION_BYTES) {
+        let text = &extracted.text[section.range.clone()];
+        let ranges = chunker
+            .chunk(text, &section.blocks)
+            .map_err(|e| Error::msg(format!("{}: cannot tokenize: {e}", r.source.path.display())))?;
+        for (start, end) in ranges {
+            let (start, end) = (start + section.range.start, end + section.range.start);
             let metadata: Value = json!({
                 "path": r.source.rel,
                 "chunk": n,
@@ -427,25 +421,66 @@ fn documents(r: &Read, chunker: &Chunker) -> Result<Vec<Document>> {
                 "byte_end": end + shift,
                 "hash": r.hash,
             });
-            Document::new(format!("{}#{n}", r.source.rel), &extracted.text[start..end]).with_metadata(metadata)
-        })
-        .collect())
+            emit(Document::new(format!("{}#{n}", r.source.rel), &extracted.text[start..end]).with_metadata(metadata))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
-/// Upserts in batches with one progress bar; returns how many documents were written.
-fn write(collection: &Collection, docs: Vec<Document>, out: &Output) -> Result<usize> {
-    let total = docs.len();
-    let config = collection.config();
-    let stages = usize::from(config.dense.is_some()) + usize::from(config.sparse.is_some());
-    let mut progress = WriteProgress::new(out, total, stages);
-    let mut docs = docs.into_iter().peekable();
-    let mut stale = Vec::new();
-    while docs.peek().is_some() {
-        let batch: Vec<Document> = docs.by_ref().take(BATCH).collect();
-        let n = batch.len();
-        stale = collection.upsert_with_progress(batch, &mut progress.callback(n))?.stale;
+/// Upserts chunk documents in batches of [`BATCH`] as they arrive, with one progress bar.
+struct Writer<'a> {
+    collection: &'a Collection,
+    out: &'a Output,
+    progress: WriteProgress,
+    pending: Vec<Document>,
+    written: usize,
+    /// The indexes the last write left behind the store (caught up on the next open).
+    stale: Vec<Retriever>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(collection: &'a Collection, out: &'a Output) -> Self {
+        let config = collection.config();
+        let stages = usize::from(config.dense.is_some()) + usize::from(config.sparse.is_some());
+        Writer {
+            collection,
+            out,
+            progress: WriteProgress::new(out, 0, stages),
+            pending: Vec::with_capacity(BATCH),
+            written: 0,
+            stale: Vec::new(),
+        }
     }
-    progress.finish();
-    warn_stale(out, &stale);
-    Ok(total)
+
+    fn push(&mut self, doc: Document) -> Result {
+        self.pending.push(doc);
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+        let n = batch.len();
+        self.progress.extend(n);
+        self.stale = self
+            .collection
+            .upsert_with_progress(batch, &mut self.progress.callback(n))?
+            .stale;
+        self.written += n;
+        Ok(())
+    }
+
+    /// Writes what is left; returns how many documents were written.
+    fn finish(mut self) -> Result<usize> {
+        self.flush()?;
+        self.progress.finish();
+        warn_stale(self.out, &self.stale);
+        Ok(self.written)
+    }
 }

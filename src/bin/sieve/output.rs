@@ -84,6 +84,11 @@ impl WriteProgress {
         }
     }
 
+    /// Lengthens the bar by `batch` documents, for writes whose total is not known up front.
+    pub fn extend(&mut self, batch: usize) {
+        self.bar.inc_length(batch as u64 * self.stages);
+    }
+
     /// The callback for one write of `batch` documents.
     pub fn callback(&mut self, batch: usize) -> impl FnMut(Progress) + '_ {
         let base = self.offset;
