@@ -100,7 +100,7 @@ mod tests {
                 true => Err(crate::EncoderError::Tokenizer("bad text".into())),
                 false => Ok(idx.to_vec()),
             },
-            |idx| Ok(idx),
+            Ok,
         );
         assert!(matches!(failing_prepare, Err(crate::EncoderError::Tokenizer(_))));
         let failing_run = sorted_batches(

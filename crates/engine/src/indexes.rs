@@ -246,11 +246,11 @@ pub(crate) fn commit_text(state: &mut State) -> Result<()> {
     if state.stale.contains(&Retriever::Bm25) {
         return Ok(()); // rebuilt on the next open
     }
-    if let (Some(index), true) = (&mut state.text, state.text_pending) {
-        if let Err(e) = index.commit() {
-            state.stale.push(Retriever::Bm25);
-            return Err(e.into());
-        }
+    if let (Some(index), true) = (&mut state.text, state.text_pending)
+        && let Err(e) = index.commit()
+    {
+        state.stale.push(Retriever::Bm25);
+        return Err(e.into());
     }
     state.text_pending = false;
     Ok(())
