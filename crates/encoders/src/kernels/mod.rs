@@ -11,7 +11,7 @@ pub(crate) mod qgemm;
 pub(crate) mod sgemm;
 
 /// The kernel path named by `SIEVE_KERNEL` (`scalar`, `avx2`, `avxvnni`, `avx512`,
-/// `avx512vnni`, `avx512bf16`), lower-cased; `None` when unset or blank.
+/// `avx512vnni`, `amx`, `avx512bf16`), lower-cased; `None` when unset or blank.
 pub(crate) fn requested_path() -> Option<String> {
     std::env::var("SIEVE_KERNEL")
         .ok()
