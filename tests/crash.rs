@@ -421,6 +421,66 @@ fn disk_full_child() {
     writeln!(out, "DONE {failures}").unwrap();
 }
 
+/// What the writing children acknowledged and attempted, over the rounds of a full-disk test.
+#[derive(Default)]
+struct FullDiskLog {
+    acknowledged: BTreeSet<String>,
+    attempted: BTreeSet<String>,
+    failed_somewhere: bool,
+}
+
+impl FullDiskLog {
+    /// Runs `disk_full_child` on `dir` through `sh -c` with `prefix` before the `exec` (a
+    /// `ulimit`, or nothing) and records its report.
+    fn child(&mut self, dir: &std::path::Path, round: usize, prefix: &str) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{prefix} exec \"$0\" \"$@\""))
+            .arg(std::env::current_exe().unwrap())
+            .args(["disk_full_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("SIEVE_FULL_DIR", dir)
+            .env("SIEVE_FULL_TAG", round.to_string())
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines() {
+            let line = line.find(|c: char| c.is_ascii_uppercase()).map_or(line, |at| &line[at..]);
+            if let Some(ids) = line.strip_prefix("ACK ADD ").or_else(|| line.strip_prefix("ACK STALE ")) {
+                self.acknowledged.extend(ids.split(' ').map(str::to_string));
+                self.attempted.extend(ids.split(' ').map(str::to_string));
+            } else if let Some(rest) = line.strip_prefix("ERR ") {
+                if !self.failed_somewhere {
+                    eprintln!("round {round}: first failure: {}", rest.split(' ').skip(8).collect::<Vec<_>>().join(" "));
+                }
+                self.failed_somewhere = true;
+                self.attempted.extend(rest.split(' ').take(8).map(str::to_string));
+            }
+        }
+    }
+
+    /// Reopens the collection and checks every acknowledged document and every index against
+    /// the store.
+    fn verify(&self, dir: &std::path::Path, round: usize, what: &str) {
+        let c = Collection::open(dir).unwrap_or_else(|e| panic!("round {round}: reopen after {what} failed: {e}"));
+        for id in &self.acknowledged {
+            assert!(c.get(id).unwrap().is_some(), "round {round}: acknowledged {id} lost");
+        }
+        let attempted = &self.attempted;
+        consistent(&c, &|id: &str| attempted.contains(id), round as u64);
+    }
+
+    fn check(&self, what: &str) {
+        eprintln!("{what}: {} documents acknowledged of {} attempted", self.acknowledged.len(), self.attempted.len());
+        assert!(self.failed_somewhere, "{what} never made a write fail: the test tested nothing");
+        assert!(
+            self.acknowledged.len() > 50,
+            "too few writes succeeded ({})",
+            self.acknowledged.len()
+        );
+    }
+}
+
 /// Real write failures without root: the child runs under `ulimit -f` with SIGXFSZ ignored, so
 /// every write past the limit fails with EFBIG. Every write is either acknowledged or fails;
 /// after the child exits the collection reopens with every acknowledged document and indexes
@@ -430,42 +490,61 @@ fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("disk-full-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     Collection::create(&dir, config()).unwrap().close().unwrap();
-    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
-    let mut attempted: BTreeSet<String> = BTreeSet::new();
-    let mut failed_somewhere = false;
+    let mut log = FullDiskLog::default();
     for (round, headroom_kib) in [64u64, 256, 1024, 4096].into_iter().enumerate() {
         // The limit is per file: the largest file now plus some headroom.
-        let largest = largest_file(&dir) / 1024;
-        let limit = largest + headroom_kib;
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("trap '' XFSZ; ulimit -f {limit} && exec \"$0\" \"$@\""))
-            .arg(std::env::current_exe().unwrap())
-            .args(["disk_full_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("SIEVE_FULL_DIR", &dir)
-            .env("SIEVE_FULL_TAG", round.to_string())
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        for line in stdout.lines() {
-            let line = line.find(|c: char| c.is_ascii_uppercase()).map_or(line, |at| &line[at..]);
-            if let Some(ids) = line.strip_prefix("ACK ADD ").or_else(|| line.strip_prefix("ACK STALE ")) {
-                acknowledged.extend(ids.split(' ').map(str::to_string));
-                attempted.extend(ids.split(' ').map(str::to_string));
-            } else if let Some(rest) = line.strip_prefix("ERR ") {
-                failed_somewhere = true;
-                attempted.extend(rest.split(' ').take(8).map(str::to_string));
-            }
-        }
-        let c = Collection::open(&dir).unwrap_or_else(|e| panic!("round {round}: reopen after EFBIG failed: {e}"));
-        for id in &acknowledged {
-            assert!(c.get(id).unwrap().is_some(), "round {round}: acknowledged {id} lost");
-        }
-        consistent(&c, &|id: &str| attempted.contains(id), round as u64);
+        let limit = largest_file(&dir) / 1024 + headroom_kib;
+        log.child(&dir, round, &format!("trap '' XFSZ; ulimit -f {limit} &&"));
+        log.verify(&dir, round, "EFBIG");
     }
-    assert!(failed_somewhere, "the file-size limit never made a write fail: the test tested nothing");
-    assert!(acknowledged.len() > 50, "too few writes succeeded ({})", acknowledged.len());
+    log.check("the file-size limit");
+}
+
+/// A real full file system (ENOSPC), where this process may mount one: the collection lives on
+/// a tmpfs that each round remounts with a little more room than it uses, and the child writes
+/// until writes fail. Same oracle as the EFBIG test; the reopen runs with room again. Skipped
+/// (with the reason printed) where mounting is not allowed, i.e. without root.
+#[test]
+fn a_full_tmpfs_fails_writes_cleanly_and_loses_nothing() {
+    let mnt = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tmpfs-full-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = |options: &str| {
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&mnt)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount("size=64m") {
+        eprintln!("skipped: cannot mount a tmpfs here (mounting needs root)");
+        return;
+    }
+    /// Unmounts on the way out, even when an assertion fails.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let used_kib = || {
+        let out = Command::new("df").args(["-k", "--output=used"]).arg(&mnt).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).and_then(|l| l.trim().parse::<u64>().ok()).expect("df prints the used KiB")
+    };
+    let dir = mnt.join("collection");
+    Collection::create(&dir, config()).unwrap().close().unwrap();
+    let mut log = FullDiskLog::default();
+    for (round, headroom_kib) in [256u64, 1024, 4096].into_iter().enumerate() {
+        let size = used_kib() + headroom_kib;
+        assert!(mount(&format!("remount,size={size}k")), "remount to {size} KiB");
+        log.child(&dir, round, "");
+        // The reopen and the checks get room back.
+        assert!(mount("remount,size=64m"), "remount to 64 MiB");
+        log.verify(&dir, round, "ENOSPC");
+    }
+    log.check("the full tmpfs");
 }
 
 fn largest_file(dir: &std::path::Path) -> u64 {
