@@ -854,3 +854,84 @@ fn a_file_larger_than_a_section_is_chunked_in_pieces_and_written_in_batches() {
     let report = json(&["index", s(&file), "--db", s(&db), "--json", "-q"]);
     assert_eq!((report["chunks"]["written"].as_u64(), report["documents"].as_u64()), (Some(1), Some(1)), "{report}");
 }
+
+/// An mdBook-like folder: three chapters and `print.html`, the page that concatenates them.
+/// `sieve index` reports the page; a search folds the page's copy of a passage into the
+/// chapter's hit (so the top 3 holds three different passages, where `--keep-duplicates`
+/// shows the same passage twice); `--exclude print.html` leaves the page out.
+#[test]
+fn an_all_chapters_page_is_reported_and_its_copies_fold_into_one_hit() {
+    let dir = tempdir("print-page");
+    let book = dir.join("book");
+    fs::create_dir_all(&book).unwrap();
+    let chapters = [
+        (
+            "ownership",
+            "Ownership",
+            "Every value in Rust has a single owner, the variable that holds it. When the owner goes out of scope the value is dropped and its memory is returned. Assigning a heap value to another variable moves it, and the first variable can no longer be used.",
+        ),
+        (
+            "borrowing",
+            "References and borrowing",
+            "A reference lets code use a value without taking ownership of it. Any number of shared references may exist at once, or exactly one mutable reference, never both. The borrow checker enforces these rules at compile time, so data races cannot happen.",
+        ),
+        (
+            "lifetimes",
+            "Lifetimes",
+            "Lifetimes name the regions of code in which a reference stays valid. The compiler infers most of them, and annotations are only needed when a function returns a reference derived from its arguments, so that callers know how long the result lives.",
+        ),
+    ];
+    let page = |title: &str, body: &str| format!("<html><head><title>{title}</title></head><body>{body}</body></html>");
+    let section = |title: &str, text: &str| format!("<h1>{title}</h1><p>{text}</p>");
+    let mut all = String::new();
+    for (file, title, text) in chapters {
+        fs::write(book.join(format!("{file}.html")), page(title, &section(title, text))).unwrap();
+        all.push_str(&section(title, text));
+    }
+    fs::write(book.join("print.html"), page("The book", &all)).unwrap();
+    let db = dir.join("db.sieve");
+    let (db, book_s) = (s(&db), s(&book));
+
+    let out = sieve(&["index", book_s, "--db", db, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dups = report["duplicate_files"].as_array().unwrap();
+    assert_eq!(dups.len(), 1, "{report}");
+    assert_eq!(dups[0]["path"], "print.html");
+    assert_eq!(dups[0]["repeats"], serde_json::json!(["borrowing.html", "lifetimes.html", "ownership.html"]));
+    assert!(stderr(&out).contains("--exclude 'print.html'"), "{}", stderr(&out));
+
+    let query = "how many mutable references can exist at once";
+    let top3 = |extra: &[&str]| {
+        let mut args = vec!["search", "--db", db, query, "--json", "-k", "3", "-q"];
+        args.extend_from_slice(extra);
+        let hits = json(&args);
+        let shown: Vec<String> = paths(&hits);
+        eprintln!("{extra:?}: {shown:?}");
+        hits
+    };
+    let kept = top3(&["--keep-duplicates"]);
+    let kept_paths = paths(&kept);
+    assert!(
+        kept_paths.contains(&"borrowing.html".to_string()) && kept_paths.contains(&"print.html".to_string()),
+        "without folding the passage shows twice: {kept_paths:?}"
+    );
+    let folded = top3(&[]);
+    let folded_paths = paths(&folded);
+    assert_eq!(folded_paths.len(), 3);
+    let unique: std::collections::BTreeSet<&String> = folded_paths.iter().collect();
+    assert_eq!(unique.len(), 3, "three different files: {folded_paths:?}");
+    let first = &folded[0];
+    assert!(
+        ["borrowing.html", "print.html"].contains(&first["metadata"]["path"].as_str().unwrap()),
+        "{folded}"
+    );
+    assert_eq!(first["duplicates"].as_array().map(Vec::len), Some(1), "{folded}");
+    // Text output shows where else the passage is.
+    let text = ok(&["search", "--db", db, query, "-k", "3", "-q"]);
+    assert!(text.contains("also in: "), "{text}");
+
+    let report = json(&["index", book_s, "--db", db, "--json", "-q", "--exclude", "print.html"]);
+    assert_eq!(report["files"]["removed"], 1, "{report}");
+    assert_eq!(report["duplicate_files"], serde_json::json!([]), "{report}");
+}

@@ -10,6 +10,7 @@
 //! | the collection and its writes | [`collection`] |
 //! | which models and indexes | [`config`] |
 //! | documents | [`document`] |
+//! | near-duplicate texts | [`duplicates`] |
 //! | evaluation (nDCG, recall, MRR) | [`eval`] |
 //! | the query builder and hits | [`search`] |
 //! | metadata filters | [`filter`] |
@@ -35,6 +36,7 @@
 pub mod collection;
 pub mod config;
 pub mod document;
+pub mod duplicates;
 mod error;
 #[cfg(test)]
 mod fault_injection;

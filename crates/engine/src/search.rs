@@ -8,6 +8,7 @@ use serde_json::Value;
 use sieve_index::{AllowSet, DocId, Hit, SearchParams};
 
 use crate::collection::{Collection, to_document};
+use crate::duplicates::Shingles;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::fusion::{Fusion, fuse};
@@ -102,6 +103,10 @@ pub struct SearchHit {
     pub first_stage: Scored,
     /// Rank and score by the cross-encoder alone, when the hit was reranked.
     pub reranker: Option<Scored>,
+    /// Ids of lower-ranked documents whose text is a near-duplicate of this one's (see
+    /// [`crate::duplicates`]), folded into this hit; empty with [`Search::keep_duplicates`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +120,8 @@ enum RerankDepth {
 ///
 /// By default: a hybrid of every retriever the collection has, fused with RRF (k = 60),
 /// top 10, reranked (top 20 candidates, [`Rerank::Fuse`] with weight 0.5) when the
-/// collection has a reranker.
+/// collection has a reranker, and a hit whose text is a near-duplicate of a higher one folded
+/// into it ([`SearchHit::duplicates`]) so that the next candidate takes its place.
 ///
 /// ```no_run
 /// # let collection = sieve_engine::Collection::open("docs.sieve")?;
@@ -149,6 +155,7 @@ pub struct Search<'c> {
     fusion: Fusion,
     weights: HashMap<Retriever, f32>,
     ef_search: Option<usize>,
+    keep_duplicates: bool,
 }
 
 impl<'c> Search<'c> {
@@ -165,7 +172,36 @@ impl<'c> Search<'c> {
             fusion: Fusion::default(),
             weights: HashMap::new(),
             ef_search: None,
+            keep_duplicates: false,
         }
+    }
+
+    /// Returns near-duplicate hits as hits of their own instead of folding each into the
+    /// higher hit it repeats.
+    ///
+    /// ```
+    /// use sieve_engine::{Collection, CollectionConfig, Document};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("sieve-doc-dups-{}", std::process::id()));
+    /// let bm25_only = CollectionConfig { dense: None, sparse: None, reranker: None, ..Default::default() };
+    /// let collection = Collection::create(&dir, bm25_only)?;
+    /// let chapter = "Ownership rules: each value has one owner, and the value is dropped when the owner goes out of scope.";
+    /// collection.add(vec![
+    ///     Document::new("ch4#0", chapter),
+    ///     Document::new("print#7", format!("Chapter 4. {chapter}")),
+    /// ])?;
+    /// let folded = collection.search("who owns a value").run()?;
+    /// assert_eq!(folded.len(), 1);
+    /// assert_eq!(folded[0].duplicates.len(), 1);
+    /// let all = collection.search("who owns a value").keep_duplicates().run()?;
+    /// assert_eq!(all.len(), 2);
+    /// # drop(collection);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn keep_duplicates(mut self) -> Self {
+        self.keep_duplicates = true;
+        self
     }
 
     /// Dense retrieval only.
@@ -408,7 +444,9 @@ impl<'c> Search<'c> {
         }
         // A document deleted while this search ran has no record any more: skip it and let
         // the next candidate take its place, so `top_k` hits still come back when they exist.
-        let mut hits = Vec::with_capacity(self.top_k.min(ordered.len()));
+        // So does a near-duplicate of a hit already taken, which is folded into that hit.
+        let mut hits: Vec<SearchHit> = Vec::with_capacity(self.top_k.min(ordered.len()));
+        let mut shingles: Vec<Shingles> = Vec::new();
         for (id, score, pos, reranker) in ordered {
             if hits.len() == self.top_k {
                 break;
@@ -421,6 +459,14 @@ impl<'c> Search<'c> {
                 },
             };
             let doc = to_document(record);
+            if !self.keep_duplicates {
+                let these = Shingles::of(&doc.text);
+                if let Some(i) = shingles.iter().position(|s| s.is_near_duplicate(&these)) {
+                    hits[i].duplicates.push(doc.id);
+                    continue;
+                }
+                shingles.push(these);
+            }
             let of = |r: Retriever| per_retriever.get(&r).and_then(|m| m.get(&id)).copied();
             hits.push(SearchHit {
                 id: doc.id,
@@ -435,6 +481,7 @@ impl<'c> Search<'c> {
                     score: first_stage[pos].1,
                 },
                 reranker,
+                duplicates: Vec::new(),
             });
         }
         Ok(hits)

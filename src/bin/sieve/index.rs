@@ -10,10 +10,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sieve::SentenceTransformer;
+use sieve::engine::duplicates::Shingles;
 use sieve::engine::{Collection, Document, Retriever};
 
 use crate::chunk::{Chunker, SECTION_BYTES, sections};
-use crate::extract::{EXTENSIONS, Format, extract};
+use crate::extract::{EXTENSIONS, Extracted, Format, extract};
 use crate::output::{Output, WriteProgress, print_json, warn_stale};
 use crate::{Error, Result, open_or_create_collection};
 
@@ -36,6 +37,10 @@ const BATCH: usize = 256;
 /// with a warning and what was indexed from it before is kept. No indexable file at all is
 /// an error (exit status 1) and leaves the collection untouched. The collection is created
 /// with the default models when --db does not exist.
+///
+/// Files that mostly repeat other files' text (mdBook's print.html, single-page builds) are
+/// reported with a warning: their chunks duplicate the others' (searches fold such hits into
+/// one); --exclude leaves them out.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  sieve index notes/ --db notes.sieve --glob '*.md'")]
 pub struct Args {
@@ -48,6 +53,10 @@ pub struct Args {
     /// Only files whose relative path matches this glob (`*` also crosses `/`), e.g. `*.md`.
     #[arg(long, value_name = "PATTERN")]
     glob: Option<String>,
+    /// Leave out files whose relative path matches this glob (repeatable), e.g. `print.html`;
+    /// what was indexed from them before is removed.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -91,11 +100,22 @@ struct ChunkCounts {
     deleted: usize,
 }
 
+/// A file whose text mostly repeats other files'.
+#[derive(Debug, Serialize)]
+struct DuplicateFile {
+    path: String,
+    /// The files whose text it holds.
+    repeats: Vec<String>,
+    /// The share of its text found in other files.
+    covered: f32,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     files: FileCounts,
     chunks: ChunkCounts,
     documents: usize,
+    duplicate_files: Vec<DuplicateFile>,
 }
 
 pub fn run(args: Args, out: &Output) -> Result {
@@ -104,7 +124,12 @@ pub fn run(args: Args, out: &Output) -> Result {
         .as_deref()
         .map(|g| glob::Pattern::new(g).map_err(|e| Error::msg(format!("invalid --glob {g:?}: {e}"))))
         .transpose()?;
-    let Walk { sources, unreadable } = walk(&args.paths, pattern.as_ref(), out)?;
+    let excludes = args
+        .exclude
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Error::msg(format!("invalid --exclude {g:?}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let Walk { sources, unreadable } = walk(&args.paths, pattern.as_ref(), &excludes, out)?;
     if sources.is_empty() {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         let glob = args
@@ -124,6 +149,7 @@ pub fn run(args: Args, out: &Output) -> Result {
     let mut stale: Vec<String> = Vec::new();
     let mut chunker: Option<Chunker> = None;
     let mut writer = Writer::new(&collection, out);
+    let mut sketches: Vec<(String, Shingles)> = Vec::new();
     // One file in memory at a time; its chunks go out in batches as they are cut.
     for source in sources {
         let r = match read_file(&source) {
@@ -136,6 +162,8 @@ pub fn run(args: Args, out: &Output) -> Result {
             }
         };
         present.insert(r.source.rel.clone());
+        let extracted = extract(r.source.format, &r.text);
+        sketches.push((r.source.rel.clone(), Shingles::sampled(&extracted.text, SKETCH_ONE_IN)));
         let before = stored.get(&r.source.rel);
         match before {
             None => files.new += 1,
@@ -153,7 +181,7 @@ pub fn run(args: Args, out: &Output) -> Result {
             });
         }
         let chunker = chunker.as_ref().expect("set just above");
-        let count = documents(&r, chunker, &mut |doc| writer.push(doc))?;
+        let count = documents(&r, &extracted, chunker, &mut |doc| writer.push(doc))?;
         if count == 0 && before.is_none() {
             // Nothing to store, so nothing would mark it as seen: count it as skipped.
             out.note(&format!("skipping {}: no text", r.source.path.display()));
@@ -193,10 +221,21 @@ pub fn run(args: Args, out: &Output) -> Result {
     if !stale.is_empty() {
         chunks.deleted = collection.delete(&stale)?;
     }
+    let duplicate_files = duplicate_files(&sketches);
+    for d in &duplicate_files {
+        out.warn(&format!(
+            "{} repeats the text of {} ({:.0}% of it is in other files): its chunks duplicate theirs; leave it out with --exclude '{}'",
+            d.path,
+            d.repeats.join(", "),
+            100.0 * d.covered,
+            glob::Pattern::escape(&d.path)
+        ));
+    }
     let report = Report {
         files,
         chunks,
         documents: collection.len(),
+        duplicate_files,
     };
     collection.close()?;
     if args.json {
@@ -226,7 +265,7 @@ struct Walk {
 }
 
 /// The indexable files under `paths`, and the directories that could not be read.
-fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Result<Walk> {
+fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, excludes: &[glob::Pattern], out: &Output) -> Result<Walk> {
     let mut found: BTreeMap<String, Source> = BTreeMap::new();
     let mut unreadable = Vec::new();
     for root in paths {
@@ -274,7 +313,7 @@ fn walk(paths: &[PathBuf], pattern: Option<&glob::Pattern>, out: &Output) -> Res
                 }
                 continue;
             };
-            if pattern.is_some_and(|p| !p.matches(&rel)) {
+            if pattern.is_some_and(|p| !p.matches(&rel)) || excludes.iter().any(|p| p.matches(&rel)) {
                 continue;
             }
             if let Some(other) = found.get(&rel) {
@@ -332,6 +371,52 @@ fn read_file(source: &Source) -> std::result::Result<Read, String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One shingle in this many is kept in a file's sketch (see [`Shingles::sampled`]).
+const SKETCH_ONE_IN: u64 = 4;
+/// Smallest share of a file found in others, and of another file found in it, to report it.
+const MOSTLY: f32 = 0.8;
+
+/// The files that mostly repeat others' text, each with the files it holds. Of files that hold
+/// each other (copies), the one whose path sorts last is reported.
+fn duplicate_files(sketches: &[(String, Shingles)]) -> Vec<DuplicateFile> {
+    // How many files hold each sampled shingle.
+    let mut holders: HashMap<u64, usize> = HashMap::new();
+    for (_, s) in sketches {
+        for &h in s.hashes() {
+            *holders.entry(h).or_default() += 1;
+        }
+    }
+    let mut found = Vec::new();
+    for (i, (path, b)) in sketches.iter().enumerate() {
+        if b.is_empty() {
+            continue;
+        }
+        let covered = b.hashes().iter().filter(|h| holders[h] > 1).count() as f32 / b.len() as f32;
+        if covered < MOSTLY {
+            continue;
+        }
+        let repeats: Vec<String> = sketches
+            .iter()
+            .enumerate()
+            .filter(|&(j, (other, a))| {
+                j != i
+                    && !a.is_empty()
+                    && a.contained_in(b) >= MOSTLY
+                    && (b.contained_in(a) < MOSTLY || other < path)
+            })
+            .map(|(_, (other, _))| other.clone())
+            .collect();
+        if !repeats.is_empty() {
+            found.push(DuplicateFile {
+                path: path.clone(),
+                repeats,
+                covered,
+            });
+        }
+    }
+    found
 }
 
 /// Files indexed before, by relative path: documents whose metadata has path, chunk and hash.
@@ -395,8 +480,12 @@ fn model_chunker(model: &SentenceTransformer) -> Result<Chunker<'static>> {
 ///
 /// The text is chunked one section (about [`SECTION_BYTES`]) at a time, so a huge file is
 /// never tokenized whole.
-fn documents(r: &Read, chunker: &Chunker, emit: &mut dyn FnMut(Document) -> Result) -> Result<usize> {
-    let extracted = extract(r.source.format, &r.text);
+fn documents(
+    r: &Read,
+    extracted: &Extracted,
+    chunker: &Chunker,
+    emit: &mut dyn FnMut(Document) -> Result,
+) -> Result<usize> {
     // Offsets into the file, except for HTML where they are into the extracted text.
     let shift = if r.source.format == Format::Html { 0 } else { r.offset };
     let title = extracted.title.clone().unwrap_or_else(|| {

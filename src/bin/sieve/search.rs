@@ -11,6 +11,9 @@ use crate::{Error, Result, filter, open_collection};
 
 /// Search a collection: rank, score, path:chunk (or id) and a snippet per hit.
 ///
+/// A hit whose text is a near-duplicate of a higher hit's is folded into it (shown as
+/// `also in:` under it) and the next candidate takes its place; --keep-duplicates lists it.
+///
 /// By default a hybrid search (dense + sparse + BM25, fused with RRF k = 60) whose top 20
 /// are reranked by the collection's cross-encoder and fused with the first stage (weight 0.5).
 /// `--json` prints the hits with their text, metadata and every retriever's rank and score.
@@ -71,6 +74,10 @@ pub struct SearchOptions {
     /// Only documents whose metadata matches EXPR (see the grammar below).
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
+    /// List hits whose text repeats a higher hit's (e.g. a chapter and an all-chapters page)
+    /// on their own, instead of folding them into that hit.
+    #[arg(long)]
+    keep_duplicates: bool,
 }
 
 /// `--mode`.
@@ -165,6 +172,9 @@ impl SearchOptions {
         if let Some(filter) = self.parsed_filter()? {
             search = search.filter(filter);
         }
+        if self.keep_duplicates {
+            search = search.keep_duplicates();
+        }
         Ok(search)
     }
 }
@@ -196,6 +206,9 @@ pub fn run(args: Args, out: &Output) -> Result {
             hit.score,
             snippet(&hit.text, 100)
         )?;
+        if !hit.duplicates.is_empty() {
+            outln!("{:>15}also in: {}", "", hit.duplicates.join(", "))?;
+        }
     }
     Ok(())
 }
