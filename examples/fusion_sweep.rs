@@ -1,0 +1,185 @@
+//! Which hybrid fusion should be the default? Every fusion method and weighting on SciFact, first
+//! stage alone on `qrels/train.tsv` and `qrels/dev.tsv`, and with the fused cross-encoder rerank
+//! of the top 20 on dev (the queries the reranker never saw).
+//!
+//! ```text
+//! cargo run --release --example fusion_sweep [-- COLLECTION_DIR]
+//! ```
+//!
+//! The collection is the one `scifact_eval` builds (default `target/scifact.sieve`; built here
+//! when absent). Each retriever runs once per query (top 100, as the collection's first stage
+//! does); the fusions are computed from those lists with the collection's own [`fuse`], and
+//! one of them is checked against `Collection::search`. Near-duplicate folding is off so that
+//! only the fusion differs. Reranker scores are computed once per (query, document).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use sieve::CrossEncoder;
+use sieve::engine::eval::{Qrels, mrr_at, ndcg_at, read_jsonl, read_qrels, recall_at};
+use sieve::engine::search::DEFAULT_CANDIDATES;
+use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Rerank, Retriever, fuse};
+use sieve::index::Hit;
+
+/// Per query, each retriever's top `DEFAULT_CANDIDATES` as (document id, score).
+type Lists = HashMap<String, Vec<Vec<(String, f32)>>>;
+
+const RETRIEVERS: [Retriever; 3] = [Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let shared = std::env::var_os("SIEVE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"));
+    let data = shared.join("data/scifact");
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/scifact.sieve"));
+    let collection = if dir.exists() {
+        Collection::open(&dir)?
+    } else {
+        eprintln!("building {} (all 5,183 SciFact abstracts)", dir.display());
+        let c = Collection::create(&dir, CollectionConfig::default())?;
+        let corpus = read_jsonl(&data.join("corpus.jsonl"))?;
+        c.add(corpus.into_iter().map(|(id, text)| Document::new(id, text)).collect())?;
+        c.checkpoint()?;
+        c
+    };
+    let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?.into_iter().collect();
+    let train = read_qrels(&data.join("qrels/train.tsv"))?;
+    let dev = read_qrels(&data.join("qrels/dev.tsv"))?;
+
+    let configs: Vec<(String, Fusion, [f32; 3])> = {
+        let mut c: Vec<(String, Fusion, [f32; 3])> = [10.0, 30.0, 60.0, 100.0]
+            .into_iter()
+            .map(|k| (format!("RRF k = {k}"), Fusion::Rrf { k }, [1.0; 3]))
+            .collect();
+        c.push(("min-max".into(), Fusion::MinMax, [1.0; 3]));
+        c.push(("DBSF".into(), Fusion::Dbsf, [1.0; 3]));
+        for (fusion, name) in [(Fusion::Rrf { k: 60.0 }, "RRF k = 60"), (Fusion::MinMax, "min-max"), (Fusion::Dbsf, "DBSF")] {
+            c.push((format!("{name}, weights 1 / 1 / 0.5"), fusion, [1.0, 1.0, 0.5]));
+            c.push((format!("{name}, weights 2 / 1 / 1"), fusion, [2.0, 1.0, 1.0]));
+        }
+        c
+    };
+
+    let lists = |qrels: &Qrels| -> Result<Lists, sieve::engine::EngineError> {
+        let mut out = Lists::new();
+        for qid in qrels.keys() {
+            let q = &queries[qid];
+            let mut per = Vec::new();
+            for r in RETRIEVERS {
+                let hits = collection
+                    .search(q.as_str())
+                    .retrievers(&[r])
+                    .no_rerank()
+                    .keep_duplicates()
+                    .top_k(DEFAULT_CANDIDATES)
+                    .run()?;
+                per.push(hits.into_iter().map(|h| (h.id, h.score)).collect());
+            }
+            out.insert(qid.clone(), per);
+        }
+        Ok(out)
+    };
+    eprintln!("running the three retrievers on {} train and {} dev queries", train.len(), dev.len());
+    let (train_lists, dev_lists) = (lists(&train)?, lists(&dev)?);
+
+    // The check: the sweep's RRF k = 60 is the collection's own hybrid first stage.
+    let (qid, _) = dev.iter().next().expect("dev queries");
+    let own: Vec<String> = collection
+        .search(queries[qid].as_str())
+        .hybrid()
+        .no_rerank()
+        .keep_duplicates()
+        .top_k(100)
+        .run()?
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(own, fused(&dev_lists[qid], Fusion::Rrf { k: 60.0 }, [1.0; 3]), "sweep disagrees with search");
+
+    let reranker = CrossEncoder::from_pretrained(collection.config().reranker.as_deref().unwrap_or_default())?;
+    let mut rerank_scores: HashMap<(String, String), f32> = HashMap::new();
+    let texts: HashMap<String, String> = read_jsonl(&data.join("corpus.jsonl"))?.into_iter().collect();
+
+    println!("| fusion | train nDCG@10 | train R@100 | train MRR@10 | dev nDCG@10 | dev R@100 | dev MRR@10 | dev + rerank 20 nDCG@10 | dev + rerank 20 MRR@10 |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, fusion, weights) in &configs {
+        let run = |l: &Lists| -> HashMap<String, Vec<String>> {
+            l.iter().map(|(q, per)| (q.clone(), fused(per, *fusion, *weights))).collect()
+        };
+        let (train_run, dev_run) = (run(&train_lists), run(&dev_lists));
+        // Rerank the top 20 of each dev query, fused with the first stage (the default mode).
+        let mut reranked = HashMap::new();
+        for (qid, ids) in &dev_run {
+            let n = 20.min(ids.len());
+            let missing: Vec<&String> = ids[..n]
+                .iter()
+                .filter(|id| !rerank_scores.contains_key(&(qid.clone(), (*id).clone())))
+                .collect();
+            if !missing.is_empty() {
+                let pairs: Vec<(&str, &str)> = missing
+                    .iter()
+                    .map(|id| (queries[qid].as_str(), texts[*id].as_str()))
+                    .collect();
+                for (id, s) in missing.iter().zip(reranker.predict(&pairs)?) {
+                    rerank_scores.insert((qid.clone(), (*id).clone()), s);
+                }
+            }
+            let scores: Vec<f32> = ids[..n].iter().map(|id| rerank_scores[&(qid.clone(), id.clone())]).collect();
+            let mut order: Vec<String> = Rerank::default()
+                .apply(&scores)
+                .iter()
+                .map(|r| ids[r.candidate].clone())
+                .collect();
+            order.extend(ids[n..].iter().cloned());
+            reranked.insert(qid.clone(), order);
+        }
+        let (t, d, r) = (metrics(&train, &train_run), metrics(&dev, &dev_run), metrics(&dev, &reranked));
+        println!(
+            "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            t.0, t.1, t.2, d.0, d.1, d.2, r.0, r.2
+        );
+    }
+    Ok(())
+}
+
+/// The top 100 of `lists` fused by `fusion` with `weights`, as the collection's search does.
+fn fused(lists: &[Vec<(String, f32)>], fusion: Fusion, weights: [f32; 3]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let hits: Vec<Vec<Hit>> = lists
+        .iter()
+        .map(|list| {
+            list.iter()
+                .map(|(name, score)| {
+                    let id = *ids.entry(name.as_str()).or_insert_with(|| {
+                        names.push(name.clone());
+                        names.len() as u32 - 1
+                    });
+                    Hit { id, score: *score }
+                })
+                .collect()
+        })
+        .collect();
+    let weighted: Vec<(&[Hit], f32)> = hits.iter().map(Vec::as_slice).zip(weights).collect();
+    fuse(fusion, &weighted)
+        .into_iter()
+        .take(100)
+        .map(|(id, _)| names[id as usize].clone())
+        .collect()
+}
+
+/// Mean nDCG@10, Recall@100 and MRR@10.
+fn metrics(qrels: &Qrels, runs: &HashMap<String, Vec<String>>) -> (f64, f64, f64) {
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    for (q, judged) in qrels {
+        let ranked: Vec<&str> = runs[q].iter().map(String::as_str).collect();
+        ndcg += ndcg_at(10, &ranked, judged);
+        recall += recall_at(100, &ranked, judged);
+        mrr += mrr_at(10, &ranked, judged);
+    }
+    let n = qrels.len() as f64;
+    (ndcg / n, recall / n, mrr / n)
+}
