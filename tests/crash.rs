@@ -42,11 +42,20 @@ enum Phase {
     Opening,
     /// A checkpoint after every batch.
     Checkpointing,
+    /// Every batch replaces the same few documents, so the indexes' dead slots outnumber the
+    /// live ones every few batches and they compact (checkpoints as in `Writing`).
+    Compacting,
 }
 
 impl Phase {
     fn of(round: u64) -> Phase {
-        [Phase::Writing, Phase::Rebuilding, Phase::Opening, Phase::Checkpointing][(round % 4) as usize]
+        [
+            Phase::Writing,
+            Phase::Rebuilding,
+            Phase::Opening,
+            Phase::Checkpointing,
+            Phase::Compacting,
+        ][(round % 5) as usize]
     }
 
     /// How long the child runs before the kill, in ms.
@@ -58,22 +67,35 @@ impl Phase {
     }
 }
 
+/// Documents the `Compacting` phase keeps replacing: ids `c{slot}d{j}`.
+const REUSED_SLOTS: u64 = 4;
+
+/// The id of document `j` of `batch` in `round`: unique, or one of a few reused ids.
+fn crash_id(round: u64, batch: u64, j: u64, reuse: bool) -> String {
+    if reuse {
+        format!("c{}d{j}", batch % REUSED_SLOTS)
+    } else {
+        format!("r{round}b{batch}d{j}")
+    }
+}
+
 /// The child: opens the collection and writes until killed, printing each acknowledged write.
 #[test]
 #[ignore = "helper process of crash_recovery_keeps_every_acknowledged_write; does nothing unless that test spawns it"]
 fn crash_child() {
     let (Some(dir), Some(round)) = (
         std::env::var_os("SIEVE_CRASH_DIR"),
-        std::env::var("SIEVE_CRASH_ROUND").ok(),
+        std::env::var("SIEVE_CRASH_ROUND").ok().and_then(|r| r.parse::<u64>().ok()),
     ) else {
         return;
     };
+    let reuse = std::env::var_os("SIEVE_CRASH_REUSE").is_some();
     let c = Collection::open(PathBuf::from(dir)).expect("child opens the collection");
     let mut out = std::io::stdout().lock();
     for batch in 0.. {
         let docs: Vec<Document> = (0..3)
             .map(|j| {
-                let id = format!("r{round}b{batch}d{j}");
+                let id = crash_id(round, batch, j, reuse);
                 let text = format!("zq{round}x{batch}x{j} document {j} of batch {batch} in round {round}");
                 Document::new(id, text).with_metadata(json!({"round": round, "batch": batch}))
             })
@@ -82,7 +104,7 @@ fn crash_child() {
         c.upsert(docs).expect("upsert");
         writeln!(out, "ACK ADD {}", ids.join(" ")).unwrap();
         if batch % 4 == 3 {
-            let victim = format!("r{round}b{}d1", batch - 2);
+            let victim = crash_id(round, batch - 2, 1, reuse);
             c.delete(&[&victim]).expect("delete");
             writeln!(out, "ACK DEL {victim}").unwrap();
         }
@@ -114,7 +136,11 @@ fn kill_child(dir: &std::path::Path, round: u64, phase: Phase, rng: &mut Lcg) ->
         std::fs::remove_dir_all(dir.join("indexes")).unwrap();
     }
     let every = if phase == Phase::Checkpointing { "1" } else { "9" };
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if phase == Phase::Compacting {
+        command.env("SIEVE_CRASH_REUSE", "1");
+    }
+    let mut child = command
         .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("SIEVE_CRASH_DIR", dir)
         .env("SIEVE_CRASH_ROUND", round.to_string())
@@ -133,17 +159,27 @@ fn kill_child(dir: &std::path::Path, round: u64, phase: Phase, rng: &mut Lcg) ->
 
 #[test]
 fn crash_recovery_keeps_every_acknowledged_write() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Collection::create(&dir, config()).unwrap().close().unwrap();
+    // The compacting rounds get a collection of their own, which holds only the few documents
+    // they keep replacing: dead slots then outnumber live ones within a few batches.
+    let dirs = ["crash", "crash-compacting"].map(|name| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Collection::create(&dir, config()).unwrap().close().unwrap();
+        dir
+    });
 
     let mut rng = Lcg(20261128);
-    // id -> expected to exist (true) or be gone (false), from acknowledged writes only.
-    let mut expected: BTreeMap<String, bool> = BTreeMap::new();
+    // Per collection, id -> expected to exist (true) or be gone (false), from acknowledged
+    // writes only.
+    let mut expectations: [BTreeMap<String, bool>; 2] = Default::default();
     let mut in_flight: BTreeSet<String> = BTreeSet::new();
     let rounds = rounds();
     for round in 0..rounds {
-        let lines = kill_child(&dir, round, Phase::of(round), &mut rng);
+        let phase = Phase::of(round);
+        let reuse = phase == Phase::Compacting;
+        let dir = &dirs[usize::from(reuse)];
+        let expected = &mut expectations[usize::from(reuse)];
+        let lines = kill_child(dir, round, phase, &mut rng);
         let mut acked: usize = 0;
         let mut last_was_add = false;
         for line in &lines {
@@ -163,23 +199,30 @@ fn crash_recovery_keeps_every_acknowledged_write() {
         // The batch after the last acknowledged one may or may not have landed.
         in_flight.clear();
         (0..3).for_each(|j| {
-            in_flight.insert(format!("r{round}b{acked}d{j}"));
+            in_flight.insert(crash_id(round, acked as u64, j, reuse));
         });
         // So may the delete that follows every fourth batch.
         let last = acked.wrapping_sub(1);
-        let delete_in_flight = (acked > 0 && last_was_add && last % 4 == 3).then(|| format!("r{round}b{}d1", last - 2));
-        let stored = verify(&dir, &expected, &in_flight, delete_in_flight.as_deref(), round);
+        let delete_in_flight =
+            (acked > 0 && last_was_add && last % 4 == 3).then(|| crash_id(round, last as u64 - 2, 1, reuse));
+        let stored = verify(dir, expected, &in_flight, delete_in_flight.as_deref(), round);
         if let Some(id) = &delete_in_flight {
             expected.insert(id.clone(), stored.contains(id));
         }
-        // An unacknowledged batch that landed whole is now part of the expected state.
+        // An unacknowledged batch that landed whole is now part of the expected state. A reused
+        // id it did not reach must still hold its acknowledged version (verify skipped it).
         for id in &in_flight {
             if stored.contains(id) {
                 expected.insert(id.clone(), true);
+            } else {
+                assert!(
+                    expected.get(id) != Some(&true) || delete_in_flight.as_deref() == Some(id.as_str()),
+                    "round {round}: acknowledged add of {id} lost"
+                );
             }
         }
     }
-    let acknowledged = expected.values().filter(|&&v| v).count();
+    let acknowledged = expectations.iter().flat_map(|e| e.values()).filter(|&&v| v).count();
     println!("{rounds} kills, {acknowledged} acknowledged documents alive");
     assert!(
         acknowledged > 50,
@@ -198,7 +241,8 @@ fn verify(
     let c = Collection::open(dir).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
     for (id, &alive) in expected {
         let got = c.get(id).unwrap();
-        if Some(id.as_str()) == delete_in_flight {
+        // An in-flight batch may have replaced a reused id, or brought a deleted one back.
+        if Some(id.as_str()) == delete_in_flight || in_flight.contains(id) {
             continue;
         }
         assert_eq!(
