@@ -294,6 +294,7 @@ fn consistent(c: &Collection, known: &dyn Fn(&str) -> bool, round: u64) -> BTree
         let hits = c
             .search("document batch round")
             .retrievers(retrievers)
+            .keep_duplicates()
             .top_k(50)
             .run()
             .unwrap();
@@ -315,7 +316,7 @@ fn consistent(c: &Collection, known: &dyn Fn(&str) -> bool, round: u64) -> BTree
             doc.id
         );
         // Its own text is its nearest neighbour (the tiny model may tie it with a near twin).
-        let dense = c.search(&doc.text).dense().top_k(stored.len()).run().unwrap();
+        let dense = c.search(&doc.text).dense().keep_duplicates().top_k(stored.len()).run().unwrap();
         let own = dense.iter().find(|h| h.id == doc.id);
         assert!(
             own.is_some_and(|h| h.score >= dense[0].score - 1e-5),
