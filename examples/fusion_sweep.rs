@@ -9,7 +9,9 @@
 //! The collection is the one `scifact_eval` builds (default `target/scifact.sieve`; built here
 //! when absent). Each retriever runs once per query (top 100, as the collection's first stage
 //! does); the fusions are computed from those lists with the collection's own [`fuse`], and
-//! one of them is checked against `Collection::search` (the same top 100 up to ties). Near-duplicate folding is off so that only the fusion differs. Reranker scores are computed once per (query, document).
+//! one of them is checked against `Collection::search` (the same top 100 up to ties).
+//! Near-duplicate folding is off so that only the fusion differs. Reranker scores are computed
+//! once per (query, document).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
