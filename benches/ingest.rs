@@ -8,7 +8,7 @@
 //! 2. **import**: the same documents go into a new collection (dense + sparse + BM25, the
 //!    default models) by `upsert` calls of 512, as `sieve import-beir` does, timed to the end of
 //!    `close()`; printed as documents/s and as a ratio to the pure-encode rate;
-//! 3. **search**: the default search (hybrid RRF + cross-encoder rerank of 20, fused) for the
+//! 3. **search**: the default search (hybrid + cross-encoder rerank of 20, fused) for the
 //!    SciFact queries of `qrels/dev.tsv` (161; the reranker never saw them), p50 and p95
 //!    latency;
 //! 4. **quality** on those queries: nDCG@10 of dense search alone and of the default search.

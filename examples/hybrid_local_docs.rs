@@ -130,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let query = "what should I cook for dinner";
     show(
-        &format!("hybrid (RRF k = 60): {query:?}"),
+        &format!("hybrid (min-max fusion): {query:?}"),
         &collection.search(query).top_k(4).run()?,
     );
     show(

@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("sparse (splade-tiny)", &[Retriever::Sparse], Fusion::default()),
         ("BM25", &[Retriever::Bm25], Fusion::default()),
         ("hybrid, RRF k = 60", &all, Fusion::Rrf { k: 60.0 }),
-        ("hybrid, min-max", &all, Fusion::MinMax),
+        ("hybrid, min-max (default)", &all, Fusion::MinMax),
         ("hybrid, DBSF", &all, Fusion::Dbsf),
     ];
     for (name, retrievers, fusion) in first_stage {
@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     println!(
-        "\n## Rerank stage over the hybrid RRF first stage, SciFact dev ({} queries)\n",
+        "\n## Rerank stage over the default hybrid (min-max) first stage, SciFact dev ({} queries)\n",
         dev.len()
     );
     println!("| ranking | depth | nDCG@10 | Recall@100 | MRR@10 |\n|---|---|---|---|---|");
@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("replace", Rerank::Replace),
             ("fuse w = 0.25", Rerank::Fuse { weight: 0.25 }),
             ("fuse w = 0.5", Rerank::Fuse { weight: 0.5 }),
+            ("fuse w = 0.75 (default)", Rerank::Fuse { weight: 0.75 }),
             ("fuse w = 1", Rerank::Fuse { weight: 1.0 }),
         ];
         for (name, mode) in modes {

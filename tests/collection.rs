@@ -710,7 +710,8 @@ fn search_hits_carry_every_retrievers_rank_and_score() {
     let dir = tempdir("hits");
     let c = Collection::create(&dir, tiny()).unwrap();
     c.add(docs(0..40)).unwrap();
-    let hits = c.search("document number 12 topic 5").top_k(5).run().unwrap();
+    let rrf = sieve::engine::Fusion::Rrf { k: 60.0 };
+    let hits = c.search("document number 12 topic 5").fusion(rrf).top_k(5).run().unwrap();
     assert_eq!(hits.len(), 5);
     for (i, h) in hits.iter().enumerate() {
         assert_eq!(h.first_stage.rank, i + 1);

@@ -63,6 +63,9 @@ fn evaluate(c: &Collection, name: &str, search: impl Fn(&str) -> Vec<String>) ->
     }
 }
 
+/// nDCG@10 of the default search (no rerank) on SciFact train.
+const PINNED_DEFAULT_NDCG10: f64 = 0.7408;
+
 #[test]
 fn scifact_train_hybrid_beats_every_single_retriever() {
     let c = collection();
@@ -90,6 +93,9 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
         evaluate(c, "hybrid RRF (k = 60)", run(all, rrf)),
         evaluate(c, "hybrid min-max", run(all, Fusion::MinMax)),
         evaluate(c, "hybrid DBSF", run(all, Fusion::Dbsf)),
+        evaluate(c, "default search", |q: &str| {
+            c.search(q).no_rerank().top_k(100).run().unwrap().into_iter().map(|h| h.id).collect()
+        }),
     ];
     println!(
         "\nSciFact train ({} judged queries)\n| ranking | nDCG@10 | Recall@100 |\n|---|---|---|",
@@ -100,6 +106,15 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
     }
     let by_name: HashMap<&str, &Row> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     let best_single = rows[..3].iter().map(|r| r.ndcg10).fold(0.0, f64::max);
+    // The default (min-max, near-duplicates folded), pinned to the fourth decimal: a change of
+    // fusion, normalisation or folding shows here.
+    let default = by_name["default search"];
+    assert!(
+        (default.ndcg10 - PINNED_DEFAULT_NDCG10).abs() < 5e-5,
+        "default search nDCG@10 {:.4}, pinned {PINNED_DEFAULT_NDCG10}",
+        default.ndcg10
+    );
+    assert_eq!(format!("{:.4}", by_name["hybrid min-max"].ndcg10), format!("{:.4}", default.ndcg10));
     assert!(
         by_name["hybrid RRF (k = 60)"].ndcg10 >= best_single,
         "hybrid RRF below the best single retriever"

@@ -32,9 +32,12 @@ pub enum Fusion {
     Dbsf,
 }
 
+/// Min-max: chosen on SciFact's dev queries (`examples/fusion_sweep`), where it beat RRF at
+/// every k, DBSF and the weighted variants once the default rerank stage runs, and kept its
+/// lead on the train queries (nDCG@10 0.7408 against RRF k = 60's 0.7223).
 impl Default for Fusion {
     fn default() -> Self {
-        Fusion::Rrf { k: 60.0 }
+        Fusion::MinMax
     }
 }
 

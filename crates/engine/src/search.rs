@@ -118,8 +118,8 @@ enum RerankDepth {
 
 /// A search under construction; [`run`](Self::run) executes it.
 ///
-/// By default: a hybrid of every retriever the collection has, fused with RRF (k = 60),
-/// top 10, reranked (top 20 candidates, [`Rerank::Fuse`] with weight 0.5) when the
+/// By default: a hybrid of every retriever the collection has, fused by min-max,
+/// top 10, reranked (top 20 candidates, [`Rerank::Fuse`] with weight 0.75) when the
 /// collection has a reranker, and a hit whose text is a near-duplicate of a higher one folded
 /// into it ([`SearchHit::duplicates`]) so that the next candidate takes its place.
 ///
@@ -261,13 +261,13 @@ impl<'c> Search<'c> {
         self
     }
 
-    /// How the reranker's ranking combines with the first stage's (default: fuse, weight 0.5).
+    /// How the reranker's ranking combines with the first stage's (default: fuse, weight 0.75).
     pub fn rerank_mode(mut self, mode: Rerank) -> Self {
         self.rerank_mode = mode;
         self
     }
 
-    /// How retrievers are fused (default RRF, k = 60).
+    /// How retrievers are fused (default [`Fusion::MinMax`]).
     pub fn fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
         self

@@ -14,8 +14,8 @@ use crate::{Error, Result, filter, open_collection};
 /// A hit whose text is a near-duplicate of a higher hit's is folded into it (shown as
 /// `also in:` under it) and the next candidate takes its place; --keep-duplicates lists it.
 ///
-/// By default a hybrid search (dense + sparse + BM25, fused with RRF k = 60) whose top 20
-/// are reranked by the collection's cross-encoder and fused with the first stage (weight 0.5).
+/// By default a hybrid search (dense + sparse + BM25, fused by min-max) whose top 20
+/// are reranked by the collection's cross-encoder and fused with the first stage (weight 0.75).
 /// `--json` prints the hits with their text, metadata and every retriever's rank and score.
 #[derive(Debug, clap::Args)]
 #[command(after_help = FILTER_HELP)]
@@ -65,11 +65,11 @@ pub struct SearchOptions {
     /// (`replace`) or reciprocal-rank fusion of both (`fuse`, the default).
     #[arg(long, value_enum, value_name = "MODE")]
     rerank_mode: Option<RerankMode>,
-    /// Weight of the reranker's ranking under `--rerank-mode fuse` (default 0.5).
+    /// Weight of the reranker's ranking under `--rerank-mode fuse` (default 0.75).
     #[arg(long, value_name = "W")]
     rerank_weight: Option<f32>,
     /// How a hybrid search fuses its retrievers.
-    #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
+    #[arg(long, value_enum, default_value_t = FusionArg::Minmax)]
     fusion: FusionArg,
     /// Only documents whose metadata matches EXPR (see the grammar below).
     #[arg(long, value_name = "EXPR")]
@@ -135,7 +135,7 @@ impl SearchOptions {
             }
             (Some(RerankMode::Replace), None) => Ok(Some(Rerank::Replace)),
             (Some(RerankMode::Fuse), w) | (None, w @ Some(_)) => Ok(Some(Rerank::Fuse {
-                weight: w.unwrap_or(0.5),
+                weight: w.unwrap_or(0.75),
             })),
             (None, None) => Ok(None),
         }
