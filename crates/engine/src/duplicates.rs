@@ -80,6 +80,12 @@ impl Shingles {
         &self.hashes
     }
 
+    /// Keeps the shingles for which `keep` is true (e.g. drops a site's navigation, which
+    /// every page repeats).
+    pub fn retain(&mut self, keep: impl FnMut(&u64) -> bool) {
+        self.hashes.retain(keep);
+    }
+
     /// Distinct shingles held.
     pub fn len(&self) -> usize {
         self.hashes.len()

@@ -223,10 +223,14 @@ pub fn run(args: Args, out: &Output) -> Result {
     }
     let duplicate_files = duplicate_files(&sketches);
     for d in &duplicate_files {
+        let mut named = d.repeats.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        if d.repeats.len() > 5 {
+            named.push_str(&format!(" and {} more", d.repeats.len() - 5));
+        }
         out.warn(&format!(
             "{} repeats the text of {} ({:.0}% of it is in other files): its chunks duplicate theirs; leave it out with --exclude '{}'",
             d.path,
-            d.repeats.join(", "),
+            named,
             100.0 * d.covered,
             glob::Pattern::escape(&d.path)
         ));
@@ -377,9 +381,14 @@ fn hex(bytes: &[u8]) -> String {
 const SKETCH_ONE_IN: u64 = 4;
 /// Smallest share of a file found in others, and of another file found in it, to report it.
 const MOSTLY: f32 = 0.8;
+/// Files with fewer sampled shingles (about 60 words of their own) are too small to report or
+/// to count as repeated: redirect stubs, empty index pages.
+const MIN_SKETCH: usize = 16;
 
 /// The files that mostly repeat others' text, each with the files it holds. Of files that hold
-/// each other (copies), the one whose path sorts last is reported.
+/// each other (copies), the one whose path sorts last is reported. Text found in more than a
+/// tenth of the files (and more than two), such as a site's navigation on every page, is
+/// boilerplate and ignored.
 fn duplicate_files(sketches: &[(String, Shingles)]) -> Vec<DuplicateFile> {
     // How many files hold each sampled shingle.
     let mut holders: HashMap<u64, usize> = HashMap::new();
@@ -388,6 +397,18 @@ fn duplicate_files(sketches: &[(String, Shingles)]) -> Vec<DuplicateFile> {
             *holders.entry(h).or_default() += 1;
         }
     }
+    let boilerplate = (sketches.len() / 10).max(2);
+    let sketches: Vec<(String, Shingles)> = sketches
+        .iter()
+        .map(|(path, s)| {
+            let mut s = s.clone();
+            s.retain(|h| holders[h] <= boilerplate);
+            if s.len() < MIN_SKETCH {
+                s = Shingles::default();
+            }
+            (path.clone(), s)
+        })
+        .collect();
     let mut found = Vec::new();
     for (i, (path, b)) in sketches.iter().enumerate() {
         if b.is_empty() {
@@ -571,5 +592,32 @@ impl<'a> Writer<'a> {
         self.progress.finish();
         warn_stale(self.out, &self.stale);
         Ok(self.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Twelve chapters that all carry the same navigation, two redirect stubs and a page that
+    /// concatenates three chapters: only the page is reported, and it names those three.
+    #[test]
+    fn only_pages_repeating_whole_files_are_reported_past_navigation_and_stubs() {
+        let nav = "Contents Introduction Ownership Borrowing Lifetimes Traits Generics Closures Iterators Errors Macros Unsafe Appendix";
+        let body = |i: usize| (0..120).map(|w| format!("c{i}w{w}")).collect::<Vec<_>>().join(" ");
+        let mut files: Vec<(String, String)> = (0..12).map(|i| (format!("ch{i:02}.html"), format!("{nav} {}", body(i)))).collect();
+        files.push(("print.html".into(), format!("{nav} {} {} {}", body(1), body(2), body(3))));
+        for stub in ["old-a.html", "old-b.html"] {
+            files.push((stub.into(), "Redirecting to the new page. Click here if you are not redirected.".into()));
+        }
+        let sketches: Vec<(String, Shingles)> = files
+            .iter()
+            .map(|(path, text)| (path.clone(), Shingles::sampled(text, SKETCH_ONE_IN)))
+            .collect();
+        let found = duplicate_files(&sketches);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "print.html");
+        assert_eq!(found[0].repeats, ["ch01.html", "ch02.html", "ch03.html"]);
+        assert!(found[0].covered > 0.95, "{}", found[0].covered);
     }
 }
