@@ -20,7 +20,12 @@ const SINGLES: usize = 40;
 
 fn docs(start: usize, n: usize) -> Vec<Document> {
     (start..start + n)
-        .map(|i| Document::new(format!("d{i}"), format!("document {i} about a topic, with some words in it")))
+        .map(|i| {
+            Document::new(
+                format!("d{i}"),
+                format!("document {i} about a topic, with some words in it"),
+            )
+        })
         .collect()
 }
 
@@ -63,7 +68,10 @@ fn main() {
     };
     let tiny = common::tiny_collection_config();
     println!("add latency, median of {ROUNDS} rounds (1 document: median of {SINGLES} calls a round)");
-    println!("{:<22} {:>6} {:>12} {:>12} {:>9}", "collection", "docs", "Flush ms", "Buffered ms", "ratio");
+    println!(
+        "{:<22} {:>6} {:>12} {:>12} {:>9}",
+        "collection", "docs", "Flush ms", "Buffered ms", "ratio"
+    );
     for (name, config) in [("BM25 only", &bm25), ("tiny dense+sparse+BM25", &tiny)] {
         for batch in [1, 512] {
             let (mut flush, mut buffered) = (Vec::new(), Vec::new());

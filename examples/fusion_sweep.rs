@@ -57,7 +57,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         c.push(("min-max".into(), Fusion::MinMax, [1.0; 3]));
         c.push(("DBSF".into(), Fusion::Dbsf, [1.0; 3]));
-        for (fusion, name) in [(Fusion::Rrf { k: 60.0 }, "RRF k = 60"), (Fusion::MinMax, "min-max"), (Fusion::Dbsf, "DBSF")] {
+        for (fusion, name) in [
+            (Fusion::Rrf { k: 60.0 }, "RRF k = 60"),
+            (Fusion::MinMax, "min-max"),
+            (Fusion::Dbsf, "DBSF"),
+        ] {
             c.push((format!("{name}, weights 1 / 1 / 0.5"), fusion, [1.0, 1.0, 0.5]));
             c.push((format!("{name}, weights 2 / 1 / 1"), fusion, [2.0, 1.0, 1.0]));
         }
@@ -83,7 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(out)
     };
-    eprintln!("running the three retrievers on {} train and {} dev queries", train.len(), dev.len());
+    eprintln!(
+        "running the three retrievers on {} train and {} dev queries",
+        train.len(),
+        dev.len()
+    );
     let (train_lists, dev_lists) = (lists(&train)?, lists(&dev)?);
 
     // The check: the sweep's RRF k = 60 is the collection's own hybrid first stage.
@@ -109,11 +117,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rerank_scores: HashMap<(String, String), f32> = HashMap::new();
     let texts: HashMap<String, String> = read_jsonl(&data.join("corpus.jsonl"))?.into_iter().collect();
 
-    println!("| fusion | train nDCG@10 | train R@100 | train MRR@10 | dev nDCG@10 | dev R@100 | dev MRR@10 | dev + rerank 20 nDCG@10 | dev + rerank 20 MRR@10 |");
+    println!(
+        "| fusion | train nDCG@10 | train R@100 | train MRR@10 | dev nDCG@10 | dev R@100 | dev MRR@10 | dev + rerank 20 nDCG@10 | dev + rerank 20 MRR@10 |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, fusion, weights) in &configs {
         let run = |l: &Lists| -> HashMap<String, Vec<String>> {
-            l.iter().map(|(q, per)| (q.clone(), fused(per, *fusion, *weights))).collect()
+            l.iter()
+                .map(|(q, per)| (q.clone(), fused(per, *fusion, *weights)))
+                .collect()
         };
         let (train_run, dev_run) = (run(&train_lists), run(&dev_lists));
         // Rerank the top 20 of each dev query, fused with the first stage (the default mode).
@@ -133,7 +145,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     rerank_scores.insert((qid.clone(), (*id).clone()), s);
                 }
             }
-            let scores: Vec<f32> = ids[..n].iter().map(|id| rerank_scores[&(qid.clone(), id.clone())]).collect();
+            let scores: Vec<f32> = ids[..n]
+                .iter()
+                .map(|id| rerank_scores[&(qid.clone(), id.clone())])
+                .collect();
             let mut order: Vec<String> = Rerank::default()
                 .apply(&scores)
                 .iter()
@@ -142,7 +157,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             order.extend(ids[n..].iter().cloned());
             reranked.insert(qid.clone(), order);
         }
-        let (t, d, r) = (metrics(&train, &train_run), metrics(&dev, &dev_run), metrics(&dev, &reranked));
+        let (t, d, r) = (
+            metrics(&train, &train_run),
+            metrics(&dev, &dev_run),
+            metrics(&dev, &reranked),
+        );
         println!(
             "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
             t.0, t.1, t.2, d.0, d.1, d.2, r.0, r.2
@@ -151,8 +170,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The rerank stage re-tuned over the chosen first stage (min-max), on dev.
     println!("\n| rerank of 20 over min-max, dev | nDCG@10 | Recall@100 | MRR@10 |\n|---|---|---|---|");
-    let first: HashMap<String, Vec<String>> =
-        dev_lists.iter().map(|(q, per)| (q.clone(), fused(per, Fusion::MinMax, [1.0; 3]))).collect();
+    let first: HashMap<String, Vec<String>> = dev_lists
+        .iter()
+        .map(|(q, per)| (q.clone(), fused(per, Fusion::MinMax, [1.0; 3])))
+        .collect();
     let modes = [
         ("replace".to_string(), Rerank::Replace),
         ("fuse w = 0.25".to_string(), Rerank::Fuse { weight: 0.25 }),
@@ -165,7 +186,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|(qid, ids)| {
                 let n = 20.min(ids.len());
-                let scores: Vec<f32> = ids[..n].iter().map(|id| rerank_scores[&(qid.clone(), id.clone())]).collect();
+                let scores: Vec<f32> = ids[..n]
+                    .iter()
+                    .map(|id| rerank_scores[&(qid.clone(), id.clone())])
+                    .collect();
                 let mut order: Vec<String> = mode.apply(&scores).iter().map(|r| ids[r.candidate].clone()).collect();
                 order.extend(ids[n..].iter().cloned());
                 (qid.clone(), order)

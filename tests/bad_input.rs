@@ -130,7 +130,9 @@ fn configs_that_would_fail_mid_encode_are_refused_at_load() {
         let err = load_error(&dir);
         assert!(matches!(err, EncoderError::InvalidConfig { .. }), "{tag}: {err:?}");
         assert!(
-            err.to_string().contains(&format!("num_attention_heads ({heads}) must be positive and divide hidden_size (32)")),
+            err.to_string().contains(&format!(
+                "num_attention_heads ({heads}) must be positive and divide hidden_size (32)"
+            )),
             "{err}"
         );
     }
@@ -143,7 +145,10 @@ fn configs_that_would_fail_mid_encode_are_refused_at_load() {
     std::fs::write(&path, tokenizer.to_string()).unwrap();
     let err = load_error(&dir);
     assert!(matches!(err, EncoderError::InvalidConfig { .. }), "{err:?}");
-    assert!(err.to_string().contains("vocab_size is 500") && err.to_string().contains("600"), "{err}");
+    assert!(
+        err.to_string().contains("vocab_size is 500") && err.to_string().contains("600"),
+        "{err}"
+    );
 
     // max_seq_length past the position table (128) is clamped to it, and long texts encode.
     let dir = Scratch::of("bert-st-mean-norm", "seq-length");
@@ -167,7 +172,10 @@ fn a_malformed_tokenizer_decoder_is_an_error_not_a_panic() {
     let path = dir.path("tokenizer.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let at = text.find("\"decoder\"").expect("the fixture has a decoder");
-    let broken = format!("{}\"decoder\": {{\"type\": \"WordPiece\", \"prefix\": \"##\"\"oops\": 1}}}}", &text[..at]);
+    let broken = format!(
+        "{}\"decoder\": {{\"type\": \"WordPiece\", \"prefix\": \"##\"\"oops\": 1}}}}",
+        &text[..at]
+    );
     std::fs::write(&path, broken).unwrap();
     let err = load_error(&dir);
     assert!(matches!(err, EncoderError::Tokenizer(_)), "{err:?}");

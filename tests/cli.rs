@@ -667,9 +667,21 @@ fn an_unreadable_directory_keeps_its_chunks_and_a_closed_pipe_ends_quietly() {
     let docs = dir.join("docs");
     fs::create_dir_all(docs.join("kept")).unwrap();
     fs::create_dir_all(docs.join("locked")).unwrap();
-    fs::write(docs.join("top.md"), "Sourdough needs a lively starter and a long, cool rise.\n").unwrap();
-    fs::write(docs.join("kept/a.md"), "Tide tables list the hours of high and low water.\n").unwrap();
-    fs::write(docs.join("locked/b.md"), "Violin strings are tuned in perfect fifths.\n").unwrap();
+    fs::write(
+        docs.join("top.md"),
+        "Sourdough needs a lively starter and a long, cool rise.\n",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("kept/a.md"),
+        "Tide tables list the hours of high and low water.\n",
+    )
+    .unwrap();
+    fs::write(
+        docs.join("locked/b.md"),
+        "Violin strings are tuned in perfect fifths.\n",
+    )
+    .unwrap();
     let db = dir.join("db.sieve");
     let (db, docs_s) = (s(&db), s(&docs));
     let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);
@@ -743,7 +755,13 @@ fn a_killed_index_run_is_finished_by_the_next_one() {
     fs::create_dir_all(&docs).unwrap();
     for i in 0..240 {
         let body: String = (0..(3 + i % 5))
-            .map(|p| format!("Paragraph {p} of note {i}: topic {} with colour {}.\n\n", i % 7, ["red", "blue"][p % 2]))
+            .map(|p| {
+                format!(
+                    "Paragraph {p} of note {i}: topic {} with colour {}.\n\n",
+                    i % 7,
+                    ["red", "blue"][p % 2]
+                )
+            })
             .collect();
         fs::write(docs.join(format!("note-{i:03}.md")), format!("# Note {i}\n\n{body}")).unwrap();
     }
@@ -828,7 +846,10 @@ fn a_file_larger_than_a_section_is_chunked_in_pieces_and_written_in_batches() {
         .map(|d| d.unwrap())
         .map(|d| {
             let m = &d.metadata;
-            let range = (m["byte_start"].as_u64().unwrap() as usize, m["byte_end"].as_u64().unwrap() as usize);
+            let range = (
+                m["byte_start"].as_u64().unwrap() as usize,
+                m["byte_end"].as_u64().unwrap() as usize,
+            );
             (m["chunk"].as_u64().unwrap(), range.0, range.1, d.text)
         })
         .collect();
@@ -852,7 +873,11 @@ fn a_file_larger_than_a_section_is_chunked_in_pieces_and_written_in_batches() {
     assert_eq!(report["files"]["unchanged"], 1, "{report}");
     fs::write(&file, "one short paragraph\n").unwrap();
     let report = json(&["index", s(&file), "--db", s(&db), "--json", "-q"]);
-    assert_eq!((report["chunks"]["written"].as_u64(), report["documents"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(
+        (report["chunks"]["written"].as_u64(), report["documents"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
 }
 
 /// An mdBook-like folder: three chapters and `print.html`, the page that concatenates them.
@@ -901,7 +926,10 @@ fn an_all_chapters_page_is_reported_and_its_copies_fold_into_one_hit() {
     let dups = report["duplicate_files"].as_array().unwrap();
     assert_eq!(dups.len(), 1, "{report}");
     assert_eq!(dups[0]["path"], "print.html");
-    assert_eq!(dups[0]["repeats"], serde_json::json!(["borrowing.html", "lifetimes.html", "ownership.html"]));
+    assert_eq!(
+        dups[0]["repeats"],
+        serde_json::json!(["borrowing.html", "lifetimes.html", "ownership.html"])
+    );
     assert!(stderr(&out).contains("--exclude 'print.html'"), "{}", stderr(&out));
 
     let query = "how many mutable references can exist at once";
@@ -924,7 +952,12 @@ fn an_all_chapters_page_is_reported_and_its_copies_fold_into_one_hit() {
     assert_eq!(folded_paths.len(), 3);
     // Three different passages: no hit repeats another.
     use sieve::engine::duplicates::Shingles;
-    let texts: Vec<Shingles> = folded.as_array().unwrap().iter().map(|h| Shingles::of(h["text"].as_str().unwrap())).collect();
+    let texts: Vec<Shingles> = folded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Shingles::of(h["text"].as_str().unwrap()))
+        .collect();
     for (i, a) in texts.iter().enumerate() {
         for b in &texts[i + 1..] {
             assert!(!a.is_near_duplicate(b), "two hits repeat one passage: {folded_paths:?}");

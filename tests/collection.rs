@@ -111,7 +111,10 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
     );
     assert_eq!(c.search("number 35").bm25().top_k(1).run().unwrap()[0].id, "doc-35");
     // The catch-up was saved at once: a crash now would not make the next open redo it.
-    assert_eq!(["dense", "sparse", "text"].map(|name| marker(&dir, name)), [info.sequence; 3]);
+    assert_eq!(
+        ["dense", "sparse", "text"].map(|name| marker(&dir, name)),
+        [info.sequence; 3]
+    );
     drop(c);
 
     // Lose the saved dense and sparse indexes entirely: rebuilt from the store.
@@ -189,7 +192,9 @@ fn a_model_that_outputs_infinity_is_refused_before_anything_is_written() {
     };
     let dir = tempdir("inf");
     let c = Collection::create(&dir, config(&sparse)).unwrap();
-    let err = c.add(docs(0..3)).expect_err("an infinite sparse weight must be refused");
+    let err = c
+        .add(docs(0..3))
+        .expect_err("an infinite sparse weight must be refused");
     assert!(
         matches!(&err, EngineError::NonFinite { model: "sparse", id } if id == "doc-0" || id == "doc-1" || id == "doc-2"),
         "{err:?}"
@@ -204,7 +209,11 @@ fn a_model_that_outputs_infinity_is_refused_before_anything_is_written() {
     drop(c);
 
     // The same for the dense model.
-    common::fill_tensor(&dense.join("model.safetensors"), "embeddings.LayerNorm.weight", f32::INFINITY);
+    common::fill_tensor(
+        &dense.join("model.safetensors"),
+        "embeddings.LayerNorm.weight",
+        f32::INFINITY,
+    );
     let dir = tempdir("inf-dense");
     let c = Collection::create(
         &dir,
@@ -214,7 +223,9 @@ fn a_model_that_outputs_infinity_is_refused_before_anything_is_written() {
         },
     )
     .unwrap();
-    let err = c.add(docs(0..3)).expect_err("a non-finite dense vector must be refused");
+    let err = c
+        .add(docs(0..3))
+        .expect_err("a non-finite dense vector must be refused");
     assert!(matches!(&err, EngineError::NonFinite { model: "dense", .. }), "{err:?}");
     assert_eq!(c.len(), 0);
 }
@@ -235,7 +246,10 @@ fn concurrent_creates_of_one_path_make_one_collection() {
                     scope.spawn(move || {
                         barrier.wait();
                         let c = Collection::create(dir, tiny())?;
-                        c.add(vec![Document::new(format!("winner-{i}"), "the first creator's document")])?;
+                        c.add(vec![Document::new(
+                            format!("winner-{i}"),
+                            "the first creator's document",
+                        )])?;
                         Ok(())
                     })
                 })
@@ -315,7 +329,11 @@ fn links_in_a_collection_folder_never_lead_deletes_outside_it() {
         for victim in ["text", "dense", "sparse"] {
             let kept = std::fs::read_to_string(outside.join(victim).join("precious.txt"));
             assert_eq!(kept.ok().as_deref(), Some("keep me"), "{victim}");
-            assert_eq!(std::fs::read_dir(outside.join(victim)).unwrap().count(), 1, "{victim}: nothing written");
+            assert_eq!(
+                std::fs::read_dir(outside.join(victim)).unwrap().count(),
+                1,
+                "{victim}: nothing written"
+            );
         }
     };
 
@@ -324,7 +342,12 @@ fn links_in_a_collection_folder_never_lead_deletes_outside_it() {
     std::os::unix::fs::symlink(&outside, dir.join("indexes")).unwrap();
     let c = Collection::open(&dir).unwrap();
     assert_eq!(c.search("number 3").bm25().top_k(1).run().unwrap()[0].id, "doc-3");
-    assert!(!std::fs::symlink_metadata(dir.join("indexes")).unwrap().file_type().is_symlink());
+    assert!(
+        !std::fs::symlink_metadata(dir.join("indexes"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     c.close().unwrap();
     check_outside();
 
@@ -399,7 +422,11 @@ fn an_index_failure_after_the_store_commit_leaves_the_write_durable_and_the_inde
     assert_eq!(c.get("doc-11").unwrap().unwrap().text, docs(11..12)[0].text);
     assert_eq!(c.search("number 11").dense().top_k(20).run().unwrap().len(), 11);
     c.checkpoint().unwrap();
-    assert_eq!(marker(&dir, "text"), text_marker, "the stale index's marker did not move");
+    assert_eq!(
+        marker(&dir, "text"),
+        text_marker,
+        "the stale index's marker did not move"
+    );
     assert!(marker(&dir, "dense") > text_marker);
     drop(c);
 
@@ -408,7 +435,14 @@ fn an_index_failure_after_the_store_commit_leaves_the_write_durable_and_the_inde
     assert!(info.stale.is_empty(), "{info:?}");
     assert_eq!((info.documents, info.text), (11, Some(11)));
     assert_eq!(c.search("number 11").bm25().top_k(1).run().unwrap()[0].id, "doc-11");
-    assert!(c.search("number 0").bm25().run().unwrap().iter().all(|h| h.id != "doc-0"));
+    assert!(
+        c.search("number 0")
+            .bm25()
+            .run()
+            .unwrap()
+            .iter()
+            .all(|h| h.id != "doc-0")
+    );
 }
 
 /// With buffered writes BM25 used to commit inside every write while the store's batch was
@@ -458,7 +492,10 @@ fn an_interrupted_create_is_taken_over_by_the_next() {
     std::fs::remove_file(dir.join("SIEVE_COLLECTION")).unwrap();
     std::fs::remove_dir_all(dir.join("indexes")).unwrap();
     assert!(!Collection::exists(&dir));
-    assert!(matches!(Collection::open(&dir), Err(EngineError::NotACollection { .. })));
+    assert!(matches!(
+        Collection::open(&dir),
+        Err(EngineError::NotACollection { .. })
+    ));
     let c = Collection::create(&dir, tiny()).unwrap();
     assert!(Collection::exists(&dir));
     c.add(docs(0..3)).unwrap();
@@ -466,10 +503,14 @@ fn an_interrupted_create_is_taken_over_by_the_next() {
     assert_eq!(Collection::open(&dir).unwrap().len(), 3);
 
     std::fs::remove_file(dir.join("SIEVE_COLLECTION")).unwrap();
-    let err = Collection::create(&dir, tiny()).err().expect("an indexes folder: not an interrupted create");
+    let err = Collection::create(&dir, tiny())
+        .err()
+        .expect("an indexes folder: not an interrupted create");
     assert!(matches!(err, EngineError::NotACollection { .. }), "{err:?}");
     std::fs::remove_dir_all(dir.join("indexes")).unwrap();
-    let err = Collection::create(&dir, tiny()).err().expect("documents without a marker");
+    let err = Collection::create(&dir, tiny())
+        .err()
+        .expect("documents without a marker");
     assert!(err.to_string().contains("holds documents"), "{err}");
 }
 
@@ -711,7 +752,12 @@ fn search_hits_carry_every_retrievers_rank_and_score() {
     let c = Collection::create(&dir, tiny()).unwrap();
     c.add(docs(0..40)).unwrap();
     let rrf = sieve::engine::Fusion::Rrf { k: 60.0 };
-    let hits = c.search("document number 12 topic 5").fusion(rrf).top_k(5).run().unwrap();
+    let hits = c
+        .search("document number 12 topic 5")
+        .fusion(rrf)
+        .top_k(5)
+        .run()
+        .unwrap();
     assert_eq!(hits.len(), 5);
     for (i, h) in hits.iter().enumerate() {
         assert_eq!(h.first_stage.rank, i + 1);

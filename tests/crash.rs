@@ -85,7 +85,9 @@ fn crash_id(round: u64, batch: u64, j: u64, reuse: bool) -> String {
 fn crash_child() {
     let (Some(dir), Some(round)) = (
         std::env::var_os("SIEVE_CRASH_DIR"),
-        std::env::var("SIEVE_CRASH_ROUND").ok().and_then(|r| r.parse::<u64>().ok()),
+        std::env::var("SIEVE_CRASH_ROUND")
+            .ok()
+            .and_then(|r| r.parse::<u64>().ok()),
     ) else {
         return;
     };
@@ -316,7 +318,13 @@ fn consistent(c: &Collection, known: &dyn Fn(&str) -> bool, round: u64) -> BTree
             doc.id
         );
         // Its own text is its nearest neighbour (the tiny model may tie it with a near twin).
-        let dense = c.search(&doc.text).dense().keep_duplicates().top_k(stored.len()).run().unwrap();
+        let dense = c
+            .search(&doc.text)
+            .dense()
+            .keep_duplicates()
+            .top_k(stored.len())
+            .run()
+            .unwrap();
         let own = dense.iter().find(|h| h.id == doc.id);
         assert!(
             own.is_some_and(|h| h.score >= dense[0].score - 1e-5),
@@ -415,7 +423,10 @@ fn buffered_crashes_keep_a_prefix_and_no_index_runs_ahead() {
             for b in 0..=last {
                 for j in [0, 2] {
                     let id = format!("r{round}b{b}d{j}");
-                    assert!(stored.contains(&id), "round {round} ({phase:?}): {id} lost but a later batch kept");
+                    assert!(
+                        stored.contains(&id),
+                        "round {round} ({phase:?}): {id} lost but a later batch kept"
+                    );
                 }
             }
         }
@@ -427,10 +438,7 @@ fn buffered_crashes_keep_a_prefix_and_no_index_runs_ahead() {
 #[test]
 #[ignore = "helper process of a_full_disk_fails_writes_cleanly_and_loses_nothing; does nothing unless that test spawns it"]
 fn disk_full_child() {
-    let (Some(dir), Some(tag)) = (
-        std::env::var_os("SIEVE_FULL_DIR"),
-        std::env::var("SIEVE_FULL_TAG").ok(),
-    ) else {
+    let (Some(dir), Some(tag)) = (std::env::var_os("SIEVE_FULL_DIR"), std::env::var("SIEVE_FULL_TAG").ok()) else {
         return;
     };
     let c = match Collection::open(PathBuf::from(dir)) {
@@ -446,7 +454,10 @@ fn disk_full_child() {
         let docs: Vec<Document> = (0..8)
             .map(|j| {
                 let id = format!("f{tag}b{batch}d{j}");
-                let text = format!("zq{tag}x{batch}x{j} a document padded to take some room {}", "pad ".repeat(40));
+                let text = format!(
+                    "zq{tag}x{batch}x{j} a document padded to take some room {}",
+                    "pad ".repeat(40)
+                );
                 Document::new(id, text).with_metadata(json!({"batch": batch}))
             })
             .collect();
@@ -486,7 +497,13 @@ impl FullDiskLog {
             .arg("-c")
             .arg(format!("{prefix} exec \"$0\" \"$@\""))
             .arg(std::env::current_exe().unwrap())
-            .args(["disk_full_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "disk_full_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("SIEVE_FULL_DIR", dir)
             .env("SIEVE_FULL_TAG", round.to_string())
             .stderr(Stdio::null())
@@ -494,13 +511,21 @@ impl FullDiskLog {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         for line in stdout.lines() {
-            let line = line.find(|c: char| c.is_ascii_uppercase()).map_or(line, |at| &line[at..]);
-            if let Some(ids) = line.strip_prefix("ACK ADD ").or_else(|| line.strip_prefix("ACK STALE ")) {
+            let line = line
+                .find(|c: char| c.is_ascii_uppercase())
+                .map_or(line, |at| &line[at..]);
+            if let Some(ids) = line
+                .strip_prefix("ACK ADD ")
+                .or_else(|| line.strip_prefix("ACK STALE "))
+            {
                 self.acknowledged.extend(ids.split(' ').map(str::to_string));
                 self.attempted.extend(ids.split(' ').map(str::to_string));
             } else if let Some(rest) = line.strip_prefix("ERR ") {
                 if !self.failed_somewhere {
-                    eprintln!("round {round}: first failure: {}", rest.split(' ').skip(8).collect::<Vec<_>>().join(" "));
+                    eprintln!(
+                        "round {round}: first failure: {}",
+                        rest.split(' ').skip(8).collect::<Vec<_>>().join(" ")
+                    );
                 }
                 self.failed_somewhere = true;
                 self.attempted.extend(rest.split(' ').take(8).map(str::to_string));
@@ -520,8 +545,15 @@ impl FullDiskLog {
     }
 
     fn check(&self, what: &str) {
-        eprintln!("{what}: {} documents acknowledged of {} attempted", self.acknowledged.len(), self.attempted.len());
-        assert!(self.failed_somewhere, "{what} never made a write fail: the test tested nothing");
+        eprintln!(
+            "{what}: {} documents acknowledged of {} attempted",
+            self.acknowledged.len(),
+            self.attempted.len()
+        );
+        assert!(
+            self.failed_somewhere,
+            "{what} never made a write fail: the test tested nothing"
+        );
         assert!(
             self.acknowledged.len() > 50,
             "too few writes succeeded ({})",
@@ -578,9 +610,16 @@ fn a_full_tmpfs_fails_writes_cleanly_and_loses_nothing() {
     }
     let _unmount = Unmount(mnt.clone());
     let used_kib = || {
-        let out = Command::new("df").args(["-k", "--output=used"]).arg(&mnt).output().unwrap();
+        let out = Command::new("df")
+            .args(["-k", "--output=used"])
+            .arg(&mnt)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        text.lines().nth(1).and_then(|l| l.trim().parse::<u64>().ok()).expect("df prints the used KiB")
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .expect("df prints the used KiB")
     };
     let dir = mnt.join("collection");
     Collection::create(&dir, config()).unwrap().close().unwrap();

@@ -343,7 +343,10 @@ fn upsert_replaces_the_vector() {
 fn repeated_upserts_keep_the_graph_bounded() {
     let rows = ann::fvecs("train.fvecs");
     let rows = &rows[..1_500];
-    let mut index = build(HnswIndex::new(rows[0].len(), Metric::Euclidean, deterministic()).unwrap(), rows);
+    let mut index = build(
+        HnswIndex::new(rows[0].len(), Metric::Euclidean, deterministic()).unwrap(),
+        rows,
+    );
     let mut worst = 0;
     for round in 0..6 {
         // The same ids with their vectors reversed: every document changes.
@@ -356,7 +359,11 @@ fn repeated_upserts_keep_the_graph_bounded() {
         index.insert(&points).unwrap();
         worst = worst.max(index.tombstones());
         assert_eq!(index.len(), rows.len(), "round {round}");
-        assert!(index.tombstones() <= index.len(), "round {round}: {} tombstones", index.tombstones());
+        assert!(
+            index.tombstones() <= index.len(),
+            "round {round}: {} tombstones",
+            index.tombstones()
+        );
     }
     assert!(worst > 0, "upserts leave tombstones until a compaction");
     let dir = tempdir("upserts");

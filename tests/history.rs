@@ -45,7 +45,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The text of version `version` of document `id`: one word unique to both.
 fn text(id: u8, version: usize) -> String {
-    format!("note {id} revision {version} marker{}x{}", word(id), word(version as u8))
+    format!(
+        "note {id} revision {version} marker{}x{}",
+        word(id),
+        word(version as u8)
+    )
 }
 
 /// Letters only, so the BM25 analyser keeps the marker as one token.
@@ -115,7 +119,12 @@ fn run_history(ops: &[Op], durability: Durability, case: usize) -> Result<(), Te
                     }
                     (_, None, Ok(report)) | (true, Some(_), Ok(report)) => {
                         let replaced = unique.iter().filter(|id| model.contains_key(id)).count();
-                        prop_assert_eq!((report.added, report.replaced), (unique.len() - replaced, replaced), "{}", at);
+                        prop_assert_eq!(
+                            (report.added, report.replaced),
+                            (unique.len() - replaced, replaced),
+                            "{}",
+                            at
+                        );
                         prop_assert!(report.stale.is_empty(), "{}", at);
                         for id in &unique {
                             model.insert(*id, version);
@@ -173,7 +182,15 @@ fn check(c: &Collection, model: &BTreeMap<u8, usize>, at: &str) -> Result<(), Te
     prop_assert!(info.stale.is_empty(), "{}", at);
     if !model.is_empty() {
         // Below the HNSW threshold the dense index is exact: top-all is every document.
-        let mut ids: Vec<String> = c.search("note").dense().top_k(64).run().map_err(fail)?.into_iter().map(|h| h.id).collect();
+        let mut ids: Vec<String> = c
+            .search("note")
+            .dense()
+            .top_k(64)
+            .run()
+            .map_err(fail)?
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         ids.sort();
         let mut want: Vec<String> = model.keys().map(|id| format!("d{id}")).collect();
         want.sort();
@@ -187,7 +204,10 @@ fn fail(e: EngineError) -> TestCaseError {
 }
 
 fn cases() -> u32 {
-    std::env::var("SIEVE_HISTORY_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    std::env::var("SIEVE_HISTORY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
 }
 
 #[test]
@@ -199,7 +219,10 @@ fn random_histories_match_the_model() {
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicUsize::new(0);
-    let strategy = (proptest::collection::vec(op(), 4..28), prop_oneof![Just(Durability::Flush), Just(Durability::Buffered)]);
+    let strategy = (
+        proptest::collection::vec(op(), 4..28),
+        prop_oneof![Just(Durability::Flush), Just(Durability::Buffered)],
+    );
     runner
         .run(&strategy, |(ops, durability)| {
             let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -94,7 +94,14 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
         evaluate(c, "hybrid min-max", run(all, Fusion::MinMax)),
         evaluate(c, "hybrid DBSF", run(all, Fusion::Dbsf)),
         evaluate(c, "default search", |q: &str| {
-            c.search(q).no_rerank().top_k(100).run().unwrap().into_iter().map(|h| h.id).collect()
+            c.search(q)
+                .no_rerank()
+                .top_k(100)
+                .run()
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
         }),
     ];
     println!(
@@ -114,7 +121,10 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
         "default search nDCG@10 {:.4}, pinned {PINNED_DEFAULT_NDCG10}",
         default.ndcg10
     );
-    assert_eq!(format!("{:.4}", by_name["hybrid min-max"].ndcg10), format!("{:.4}", default.ndcg10));
+    assert_eq!(
+        format!("{:.4}", by_name["hybrid min-max"].ndcg10),
+        format!("{:.4}", default.ndcg10)
+    );
     assert!(
         by_name["hybrid RRF (k = 60)"].ndcg10 >= best_single,
         "hybrid RRF below the best single retriever"

@@ -81,7 +81,11 @@ fn a_huge_text_gives_the_tokens_of_its_head() {
     let head: String = huge.split(' ').take(4_000).collect::<Vec<_>>().join(" ");
     let tokens = model.tokenizer().encode(&[huge.as_str(), head.as_str()]).unwrap();
     assert_eq!(tokens.ids(0), tokens.ids(1));
-    assert_eq!(tokens.ids(0).len(), model.max_seq_length(), "truncated to max_seq_length");
+    assert_eq!(
+        tokens.ids(0).len(),
+        model.max_seq_length(),
+        "truncated to max_seq_length"
+    );
     let embeddings = model.encode(&[huge.as_str(), head.as_str()]).unwrap();
     assert_close("huge text", embeddings.row(0), embeddings.row(1), 1e-6);
 }
@@ -117,7 +121,12 @@ fn batching_and_order_do_not_change_results() {
     };
     let together = model.encode(&docs).unwrap();
     let one_by_one = model.encode_with(&docs, &single).unwrap();
-    assert_close("long documents, grouped vs one by one", together.as_slice(), one_by_one.as_slice(), 1e-5);
+    assert_close(
+        "long documents, grouped vs one by one",
+        together.as_slice(),
+        one_by_one.as_slice(),
+        1e-5,
+    );
 }
 
 #[test]

@@ -212,4 +212,3 @@ fn head(text: &str, max: usize) -> &str {
     }
     &text[..end]
 }
-

@@ -5,12 +5,12 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::batching::sorted_batches;
 use crate::config::{SentenceBertConfig, TokenizerConfig, read_json, read_optional};
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::{Model, Task};
 use crate::sentence_transformer::LoadOptions;
-use crate::batching::sorted_batches;
 use crate::tokenizer::{TokenBatch, Tokenizer};
 
 /// Hugging Face's "no limit" sentinel for `model_max_length`.

@@ -924,7 +924,10 @@ fn load_models(config: &CollectionConfig, options: &LoadOptions) -> Result<Model
 /// `from_pretrained` reads it, relative to the current directory) becomes its absolute path,
 /// so a later open from another directory loads the same model; other names are hub ids.
 fn pin_models(mut config: CollectionConfig) -> Result<CollectionConfig> {
-    for name in [&mut config.dense, &mut config.sparse, &mut config.reranker].into_iter().flatten() {
+    for name in [&mut config.dense, &mut config.sparse, &mut config.reranker]
+        .into_iter()
+        .flatten()
+    {
         if Path::new(name.as_str()).is_dir() {
             let absolute = fs::canonicalize(name.as_str()).map_err(|e| EngineError::io(name.as_str(), e))?;
             *name = absolute

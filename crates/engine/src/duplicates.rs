@@ -151,7 +151,11 @@ mod tests {
         let chapter = Shingles::of(&words(0, 200));
         // The same passage inside a longer page, cut 30 words later.
         let page_chunk = Shingles::of(&format!("# All chapters\n\n{} {}", words(30, 200), words(500, 530)));
-        assert!(chapter.is_near_duplicate(&page_chunk), "{}", chapter.overlap(&page_chunk));
+        assert!(
+            chapter.is_near_duplicate(&page_chunk),
+            "{}",
+            chapter.overlap(&page_chunk)
+        );
         assert!((page_chunk.contained_in(&chapter) - 166.0 / 197.0).abs() < 0.01);
         // Half of it is not.
         let half = Shingles::of(&format!("{} {}", words(0, 100), words(1000, 1100)));
@@ -172,7 +176,11 @@ mod tests {
         let text = words(0, 5_000);
         let all = Shingles::of(&text);
         let sample = Shingles::sampled(&text, 8);
-        assert!(sample.len() > all.len() / 16 && sample.len() < all.len() / 4, "{}", sample.len());
+        assert!(
+            sample.len() > all.len() / 16 && sample.len() < all.len() / 4,
+            "{}",
+            sample.len()
+        );
         assert_eq!(sample.common(&all), sample.len());
         let later = Shingles::sampled(&words(2_500, 7_500), 8);
         let share = later.contained_in(&sample);

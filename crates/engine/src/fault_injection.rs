@@ -37,7 +37,10 @@ impl Plan {
             return Ok(());
         }
         match self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
-            true => Err(EngineError::io("injected", std::io::Error::other(format!("injected {kind:?} fault")))),
+            true => Err(EngineError::io(
+                "injected",
+                std::io::Error::other(format!("injected {kind:?} fault")),
+            )),
             false => Ok(()),
         }
     }
@@ -219,7 +222,11 @@ fn snapshot(c: &Collection) -> BTreeMap<u8, usize> {
 fn consistent(c: &Collection, model: &BTreeMap<u8, usize>, at: &str) {
     let info = c.info().unwrap();
     let n = Some(model.len());
-    assert_eq!((info.documents, info.dense, info.sparse, info.text), (model.len(), n, n, n), "{at}");
+    assert_eq!(
+        (info.documents, info.dense, info.sparse, info.text),
+        (model.len(), n, n, n),
+        "{at}"
+    );
     assert!(info.stale.is_empty(), "{at}: {:?}", info.stale);
     let mut want: Vec<String> = model.keys().map(|id| format!("e{id}")).collect();
     want.sort();

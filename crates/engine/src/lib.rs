@@ -38,9 +38,9 @@ pub mod config;
 pub mod document;
 pub mod duplicates;
 mod error;
+pub mod eval;
 #[cfg(test)]
 mod fault_injection;
-pub mod eval;
 pub mod filter;
 pub mod fusion;
 mod indexes;

@@ -297,7 +297,12 @@ mod tests {
     /// the bound is one section, so it chunks exactly as before.
     #[test]
     fn sections_bound_the_text_chunked_at_a_time() {
-        let text = format!("{}\n\n{}\n\n# H\n\n{}", numbered(0, 30), numbered(30, 40), numbered(40, 300));
+        let text = format!(
+            "{}\n\n{}\n\n# H\n\n{}",
+            numbered(0, 30),
+            numbered(30, 40),
+            numbered(40, 300)
+        );
         let e = extract(Format::Markdown, &text);
         let whole = sections(&e.text, &e.blocks, e.text.len());
         assert_eq!(whole.len(), 1);
@@ -321,9 +326,17 @@ mod tests {
         }
         // A block without whitespace is cut at character boundaries.
         let solid = "é".repeat(100);
-        let block = [Block { start: 0, end: solid.len(), heading: false }];
+        let block = [Block {
+            start: 0,
+            end: solid.len(),
+            heading: false,
+        }];
         let parts = sections(&solid, &block, 33);
-        assert!(parts.iter().all(|p| p.range.len() <= 33 && solid.is_char_boundary(p.range.start)));
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.range.len() <= 33 && solid.is_char_boundary(p.range.start))
+        );
         assert_eq!(parts.last().unwrap().range.end, solid.len());
     }
 

@@ -68,7 +68,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Parses a filter expression.
 pub fn parse(expr: &str) -> Result<Filter, ParseError> {
     let tokens = lex(expr)?;
-    let mut parser = Parser { tokens, at: 0, depth: 0 };
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     if parser.peek() == &Tok::End {
         return Err(parser.error("empty expression: expected a condition such as `path=notes/a.md`"));
     }
@@ -417,11 +421,18 @@ mod tests {
         // Far past the limit (60,000 parentheses aborted with a stack overflow before): an
         // error at the first level too many.
         let e = err(&format!("{}a=1{}", "(".repeat(60_000), ")".repeat(60_000)));
-        assert_eq!(e.message, "the expression nests deeper than 64 levels of parentheses and `not`");
+        assert_eq!(
+            e.message,
+            "the expression nests deeper than 64 levels of parentheses and `not`"
+        );
         assert_eq!(e.position, MAX_DEPTH + 1);
         let e = err(&format!("{}a=1", "not ".repeat(60_000)));
         assert_eq!(e.position, 4 * MAX_DEPTH + 1, "{e}");
-        assert!(err(&format!("{mixed} or {}", "(".repeat(MAX_DEPTH + 1))).message.contains("deeper than 64"));
+        assert!(
+            err(&format!("{mixed} or {}", "(".repeat(MAX_DEPTH + 1)))
+                .message
+                .contains("deeper than 64")
+        );
     }
 
     #[test]

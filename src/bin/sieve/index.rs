@@ -248,7 +248,11 @@ pub fn run(args: Args, out: &Output) -> Result {
     let f = &report.files;
     outln!(
         "files: {} new, {} changed, {} unchanged, {} removed, {} skipped",
-        f.new, f.changed, f.unchanged, f.removed, f.skipped
+        f.new,
+        f.changed,
+        f.unchanged,
+        f.removed,
+        f.skipped
     )?;
     outln!(
         "chunks: {} written, {} deleted; {} documents in {}",
@@ -422,10 +426,7 @@ fn duplicate_files(sketches: &[(String, Shingles)]) -> Vec<DuplicateFile> {
             .iter()
             .enumerate()
             .filter(|&(j, (other, a))| {
-                j != i
-                    && !a.is_empty()
-                    && a.contained_in(b) >= MOSTLY
-                    && (b.contained_in(a) < MOSTLY || other < path)
+                j != i && !a.is_empty() && a.contained_in(b) >= MOSTLY && (b.contained_in(a) < MOSTLY || other < path)
             })
             .map(|(_, (other, _))| other.clone())
             .collect();
@@ -605,10 +606,18 @@ mod tests {
     fn only_pages_repeating_whole_files_are_reported_past_navigation_and_stubs() {
         let nav = "Contents Introduction Ownership Borrowing Lifetimes Traits Generics Closures Iterators Errors Macros Unsafe Appendix";
         let body = |i: usize| (0..120).map(|w| format!("c{i}w{w}")).collect::<Vec<_>>().join(" ");
-        let mut files: Vec<(String, String)> = (0..12).map(|i| (format!("ch{i:02}.html"), format!("{nav} {}", body(i)))).collect();
-        files.push(("print.html".into(), format!("{nav} {} {} {}", body(1), body(2), body(3))));
+        let mut files: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("ch{i:02}.html"), format!("{nav} {}", body(i))))
+            .collect();
+        files.push((
+            "print.html".into(),
+            format!("{nav} {} {} {}", body(1), body(2), body(3)),
+        ));
         for stub in ["old-a.html", "old-b.html"] {
-            files.push((stub.into(), "Redirecting to the new page. Click here if you are not redirected.".into()));
+            files.push((
+                stub.into(),
+                "Redirecting to the new page. Click here if you are not redirected.".into(),
+            ));
         }
         let sketches: Vec<(String, Shingles)> = files
             .iter()

@@ -1515,7 +1515,16 @@ mod tests {
             }
         }
         eprintln!("row quantization builds on this CPU: {builds:?}");
-        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e-40, -3e38, 3e38];
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            0.0,
+            1e-40,
+            -3e38,
+            3e38,
+        ];
         for len in [1, 5, 15, 16, 17, 31, 64, 383, 384, 1536] {
             for case in 0..4 {
                 let mut x: Vec<f32> = rng.normals(len).iter().map(|v| v * 3.0).collect();

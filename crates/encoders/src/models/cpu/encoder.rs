@@ -96,7 +96,9 @@ impl CpuLayerNorm {
         let width = self.gamma.len();
         for (r, row) in rows.chunks_exact_mut(width).enumerate() {
             if let Some(res) = residual {
-                row.iter_mut().zip(&res[r * width..][..width]).for_each(|(v, r)| *v += r);
+                row.iter_mut()
+                    .zip(&res[r * width..][..width])
+                    .for_each(|(v, r)| *v += r);
             }
             self.row(row);
         }
@@ -311,7 +313,9 @@ impl CpuEncoder {
                 let intermediate = grow(&mut buffers.intermediate, n * width);
                 layer.intermediate.forward(&attended[start * h..], n, intermediate);
                 activate(self.act, intermediate);
-                layer.output.forward(intermediate, n, &mut x[start * h..(start + n) * h]);
+                layer
+                    .output
+                    .forward(intermediate, n, &mut x[start * h..(start + n) * h]);
             }
             layer.output_norm.forward(&mut x, Some(attended));
         }

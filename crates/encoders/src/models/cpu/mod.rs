@@ -209,7 +209,11 @@ pub(crate) mod avx512 {
     /// The lanes of a 16-wide block starting at `i` that lie inside `len`.
     #[inline]
     fn mask(i: usize, len: usize) -> u16 {
-        if len - i >= 16 { u16::MAX } else { (1u16 << (len - i)) - 1 }
+        if len - i >= 16 {
+            u16::MAX
+        } else {
+            (1u16 << (len - i)) - 1
+        }
     }
 
     /// `row = gelu(row + bias)` (bias as long as `row`, or none).
