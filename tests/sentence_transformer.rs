@@ -189,3 +189,23 @@ fn bert_mean_pooling_normalize_fixture() {
 fn distilbert_cls_pooling_fixture() {
     fixture_case("distilbert-st-cls", true);
 }
+
+/// The seed's exact call: a bare name resolves as sentence-transformers resolves it, under the
+/// `sentence-transformers` organization, to the same model.
+#[test]
+fn a_bare_model_name_finds_the_sentence_transformers_model() {
+    let short =
+        SentenceTransformer::from_pretrained("all-MiniLM-L6-v2").unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()));
+    let texts = ["The weather is lovely today.", "It's so sunny outside!"];
+    let a = short.encode(&texts).unwrap();
+    let b = minilm().encode(&texts).unwrap();
+    assert_eq!(a.as_slice(), b.as_slice());
+    // An original Transformers checkpoint keeps its bare name (not cached here: the error names it).
+    let err = SentenceTransformer::from_pretrained("bert-base-uncased")
+        .err()
+        .expect("not in the cache");
+    assert!(
+        err.to_string().contains("bert-base-uncased") && !err.to_string().contains("sentence-transformers/bert"),
+        "{err}"
+    );
+}

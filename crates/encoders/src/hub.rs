@@ -78,6 +78,30 @@ impl ModelFiles {
         }
     }
 
+    /// [`resolve`](Self::resolve) with sentence-transformers' short names: a bare name (no `/`)
+    /// that is not a local folder and not one of the original Transformers checkpoints
+    /// ([`ORIGINAL_TRANSFORMER_MODELS`]) is looked up under `organization`. Each model kind has
+    /// its own: `sentence-transformers`, `cross-encoder`, `sparse-encoder`.
+    ///
+    /// ```
+    /// use sieve_encoders::ModelFiles;
+    /// let short = ModelFiles::resolve_in("all-MiniLM-L6-v2", "sentence-transformers")?;
+    /// assert_eq!(short.name(), "sentence-transformers/all-MiniLM-L6-v2");
+    /// assert_eq!(ModelFiles::resolve_in("bert-base-uncased", "sentence-transformers")?.name(), "bert-base-uncased");
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn resolve_in(name_or_path: &str, organization: &str) -> Result<Self> {
+        let bare = !name_or_path.contains('/') && !name_or_path.contains('\\');
+        if bare
+            && !Path::new(name_or_path).is_dir()
+            && !ORIGINAL_TRANSFORMER_MODELS.contains(&name_or_path.to_lowercase().as_str())
+        {
+            Self::hub(&format!("{organization}/{name_or_path}"))
+        } else {
+            Self::resolve(name_or_path)
+        }
+    }
+
     /// A short name for messages: the folder or the hub id.
     pub fn name(&self) -> String {
         match &self.source {
@@ -124,6 +148,80 @@ impl ModelFiles {
         }
     }
 }
+
+/// The checkpoints of the Transformers library's first releases, published without an
+/// organization: their bare names are hub ids as they stand (sentence-transformers 6.2 keeps the
+/// same list).
+pub const ORIGINAL_TRANSFORMER_MODELS: &[&str] = &[
+    "albert-base-v1",
+    "albert-base-v2",
+    "albert-large-v1",
+    "albert-large-v2",
+    "albert-xlarge-v1",
+    "albert-xlarge-v2",
+    "albert-xxlarge-v1",
+    "albert-xxlarge-v2",
+    "bert-base-cased-finetuned-mrpc",
+    "bert-base-cased",
+    "bert-base-chinese",
+    "bert-base-german-cased",
+    "bert-base-german-dbmdz-cased",
+    "bert-base-german-dbmdz-uncased",
+    "bert-base-multilingual-cased",
+    "bert-base-multilingual-uncased",
+    "bert-base-uncased",
+    "bert-large-cased-whole-word-masking-finetuned-squad",
+    "bert-large-cased-whole-word-masking",
+    "bert-large-cased",
+    "bert-large-uncased-whole-word-masking-finetuned-squad",
+    "bert-large-uncased-whole-word-masking",
+    "bert-large-uncased",
+    "camembert-base",
+    "ctrl",
+    "distilbert-base-cased-distilled-squad",
+    "distilbert-base-cased",
+    "distilbert-base-german-cased",
+    "distilbert-base-multilingual-cased",
+    "distilbert-base-uncased-distilled-squad",
+    "distilbert-base-uncased-finetuned-sst-2-english",
+    "distilbert-base-uncased",
+    "distilgpt2",
+    "distilroberta-base",
+    "gpt2-large",
+    "gpt2-medium",
+    "gpt2-xl",
+    "gpt2",
+    "openai-gpt",
+    "roberta-base-openai-detector",
+    "roberta-base",
+    "roberta-large-mnli",
+    "roberta-large-openai-detector",
+    "roberta-large",
+    "t5-11b",
+    "t5-3b",
+    "t5-base",
+    "t5-large",
+    "t5-small",
+    "transfo-xl-wt103",
+    "xlm-clm-ende-1024",
+    "xlm-clm-enfr-1024",
+    "xlm-mlm-100-1280",
+    "xlm-mlm-17-1280",
+    "xlm-mlm-en-2048",
+    "xlm-mlm-ende-1024",
+    "xlm-mlm-enfr-1024",
+    "xlm-mlm-enro-1024",
+    "xlm-mlm-tlm-xnli15-1024",
+    "xlm-mlm-xnli15-1024",
+    "xlm-roberta-base",
+    "xlm-roberta-large-finetuned-conll02-dutch",
+    "xlm-roberta-large-finetuned-conll02-spanish",
+    "xlm-roberta-large-finetuned-conll03-english",
+    "xlm-roberta-large-finetuned-conll03-german",
+    "xlm-roberta-large",
+    "xlnet-base-cased",
+    "xlnet-large-cased",
+];
 
 fn hub_file(model_id: &str, cache_dir: &Path, offline: bool, file: &str) -> Result<Option<PathBuf>> {
     let cache = hf_hub::Cache::new(cache_dir.to_path_buf());

@@ -112,7 +112,10 @@ impl SentenceTransformer {
     /// Loads a model by hub id (through the local Hugging Face cache, downloading only what is
     /// missing) or from a local folder, on the CPU.
     pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve(name_or_path)?, &LoadOptions::default())
+        Self::from_files(
+            &ModelFiles::resolve_in(name_or_path, "sentence-transformers")?,
+            &LoadOptions::default(),
+        )
     }
 
     /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
@@ -124,7 +127,7 @@ impl SentenceTransformer {
     /// # Ok::<(), sieve_encoders::EncoderError>(())
     /// ```
     pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve(name_or_path)?, options)
+        Self::from_files(&ModelFiles::resolve_in(name_or_path, "sentence-transformers")?, options)
     }
 
     /// Loads a model from a local folder.

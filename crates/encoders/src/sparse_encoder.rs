@@ -68,7 +68,10 @@ pub struct SparseEncoder {
 impl SparseEncoder {
     /// Loads by hub id (through the local cache) or from a local folder, on the CPU.
     pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve(name_or_path)?, &LoadOptions::default())
+        Self::from_files(
+            &ModelFiles::resolve_in(name_or_path, "sparse-encoder")?,
+            &LoadOptions::default(),
+        )
     }
 
     /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
@@ -80,7 +83,7 @@ impl SparseEncoder {
     /// # Ok::<(), sieve_encoders::EncoderError>(())
     /// ```
     pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve(name_or_path)?, options)
+        Self::from_files(&ModelFiles::resolve_in(name_or_path, "sparse-encoder")?, options)
     }
 
     /// Loads from a local folder.

@@ -67,7 +67,12 @@ enum Encoder {
 pub fn run(args: Args, out: &Output) -> Result {
     let lines = read_lines(&args.input)?;
     let load = load_options()?;
-    let files = ModelFiles::resolve(&args.model)?;
+    // A bare name is looked up under the kind's organization, as sentence-transformers does.
+    let organization = match args.kind {
+        Kind::Dense => "sentence-transformers",
+        Kind::Sparse => "sparse-encoder",
+    };
+    let files = ModelFiles::resolve_in(&args.model, organization)?;
     let batch_size = args.batch_size as usize;
     let encoder = match args.kind {
         Kind::Dense => Encoder::Dense(

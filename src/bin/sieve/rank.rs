@@ -50,7 +50,7 @@ struct Ranked<'a> {
 
 pub fn run(args: Args, out: &Output) -> Result {
     let documents = read_lines(&args.input)?;
-    let model = CrossEncoder::from_files(&ModelFiles::resolve(&args.model)?, &load_options()?)?;
+    let model = CrossEncoder::from_files(&ModelFiles::resolve_in(&args.model, "cross-encoder")?, &load_options()?)?;
     let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
     let options = RankOptions {
         top_k: args.top_k,
