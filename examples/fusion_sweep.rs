@@ -13,13 +13,16 @@
 //! Near-duplicate folding is off so that only the fusion differs. Reranker scores are computed
 //! once per (query, document).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+#[path = "support/scifact.rs"]
+mod scifact;
 
+use std::collections::HashMap;
+
+use scifact::{Runs, metrics, open_or_build, paths};
 use sieve::CrossEncoder;
-use sieve::engine::eval::{Qrels, mrr_at, ndcg_at, read_jsonl, read_qrels, recall_at};
+use sieve::engine::eval::{Qrels, read_jsonl, read_qrels};
 use sieve::engine::search::DEFAULT_CANDIDATES;
-use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Rerank, Retriever, fuse};
+use sieve::engine::{Fusion, Rerank, Retriever, fuse};
 use sieve::index::Hit;
 
 /// Per query, each retriever's top `DEFAULT_CANDIDATES` as (document id, score).
@@ -28,24 +31,8 @@ type Lists = HashMap<String, Vec<Vec<(String, f32)>>>;
 const RETRIEVERS: [Retriever; 3] = [Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let shared = std::env::var_os("SIEVE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared"));
-    let data = shared.join("data/scifact");
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/scifact.sieve"));
-    let collection = if dir.exists() {
-        Collection::open(&dir)?
-    } else {
-        eprintln!("building {} (all 5,183 SciFact abstracts)", dir.display());
-        let c = Collection::create(&dir, CollectionConfig::default())?;
-        let corpus = read_jsonl(&data.join("corpus.jsonl"))?;
-        c.add(corpus.into_iter().map(|(id, text)| Document::new(id, text)).collect())?;
-        c.checkpoint()?;
-        c
-    };
+    let (data, dir) = paths();
+    let collection = open_or_build(&dir, &data)?;
     let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?.into_iter().collect();
     let train = read_qrels(&data.join("qrels/train.tsv"))?;
     let dev = read_qrels(&data.join("qrels/dev.tsv"))?;
@@ -122,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, fusion, weights) in &configs {
-        let run = |l: &Lists| -> HashMap<String, Vec<String>> {
+        let run = |l: &Lists| -> Runs {
             l.iter()
                 .map(|(q, per)| (q.clone(), fused(per, *fusion, *weights)))
                 .collect()
@@ -170,7 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The rerank stage re-tuned over the chosen first stage (min-max), on dev.
     println!("\n| rerank of 20 over min-max, dev | nDCG@10 | Recall@100 | MRR@10 |\n|---|---|---|---|");
-    let first: HashMap<String, Vec<String>> = dev_lists
+    let first: Runs = dev_lists
         .iter()
         .map(|(q, per)| (q.clone(), fused(per, Fusion::MinMax, [1.0; 3])))
         .collect();
@@ -182,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("fuse w = 1".to_string(), Rerank::Fuse { weight: 1.0 }),
     ];
     for (name, mode) in modes {
-        let runs: HashMap<String, Vec<String>> = first
+        let runs: Runs = first
             .iter()
             .map(|(qid, ids)| {
                 let n = 20.min(ids.len());
@@ -225,17 +212,4 @@ fn fused(lists: &[Vec<(String, f32)>], fusion: Fusion, weights: [f32; 3]) -> Vec
         .take(100)
         .map(|(id, _)| names[id as usize].clone())
         .collect()
-}
-
-/// Mean nDCG@10, Recall@100 and MRR@10.
-fn metrics(qrels: &Qrels, runs: &HashMap<String, Vec<String>>) -> (f64, f64, f64) {
-    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
-    for (q, judged) in qrels {
-        let ranked: Vec<&str> = runs[q].iter().map(String::as_str).collect();
-        ndcg += ndcg_at(10, &ranked, judged);
-        recall += recall_at(100, &ranked, judged);
-        mrr += mrr_at(10, &ranked, judged);
-    }
-    let n = qrels.len() as f64;
-    (ndcg / n, recall / n, mrr / n)
 }

@@ -10,24 +10,19 @@
 //! First-stage rows are measured on the train queries (`qrels/train.tsv`); rerank rows only
 //! on `qrels/dev.tsv`, the train queries the reranker was not trained on.
 
+#[path = "support/scifact.rs"]
+mod scifact;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use scifact::{Runs, metrics, open_or_build, paths, progress};
 use sieve::CrossEncoder;
-use sieve::engine::eval::{Qrels, mrr_at, ndcg_at, read_jsonl, read_qrels, recall_at};
-use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Rerank, Retriever};
+use sieve::engine::eval::{Qrels, read_jsonl, read_qrels};
+use sieve::engine::{Fusion, Rerank, Retriever};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let shared = std::env::var_os("SIEVE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared"));
-    let data = shared.join("data/scifact");
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/scifact.sieve"));
+    let (data, dir) = paths();
     let collection = open_or_build(&dir, &data)?;
     let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?.into_iter().collect();
     let train = read_qrels(&data.join("qrels/train.tsv"))?;
@@ -127,8 +122,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-type Runs = HashMap<String, Vec<String>>;
-
 fn run_all(
     qrels: &Qrels,
     queries: &HashMap<String, String>,
@@ -147,48 +140,11 @@ fn run_all(
 }
 
 fn row(name: &str, qrels: &Qrels, runs: &Runs) {
-    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
-    for (q, judged) in qrels {
-        let ranked: Vec<&str> = runs[q].iter().map(String::as_str).collect();
-        ndcg += ndcg_at(10, &ranked, judged);
-        recall += recall_at(100, &ranked, judged);
-        mrr += mrr_at(10, &ranked, judged);
-    }
-    let n = qrels.len() as f64;
+    let (ndcg, recall, mrr) = metrics(qrels, runs);
     let label = if name.starts_with('|') {
         name.to_string()
     } else {
         format!("| {name} ")
     };
-    println!("{label}| {:.4} | {:.4} | {:.4} |", ndcg / n, recall / n, mrr / n);
-}
-
-fn open_or_build(dir: &Path, data: &Path) -> Result<Collection, Box<dyn std::error::Error>> {
-    if dir.exists() {
-        return Ok(Collection::open(dir)?);
-    }
-    let collection = Collection::create(dir, CollectionConfig::default())?;
-    let corpus = read_jsonl(&data.join("corpus.jsonl"))?;
-    let docs: Vec<Document> = corpus.into_iter().map(|(id, text)| Document::new(id, text)).collect();
-    let bar = progress(docs.len() as u64, "documents");
-    let started = Instant::now();
-    collection.add_with_progress(docs, &mut |p| {
-        bar.set_message(p.stage);
-        bar.set_position(p.done as u64);
-    })?;
-    bar.finish_and_clear();
-    eprintln!("indexed SciFact in {:.0} s", started.elapsed().as_secs_f64());
-    collection.checkpoint()?;
-    Ok(collection)
-}
-
-fn progress(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    let template = format!("{{msg:>6}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})");
-    bar.set_style(
-        ProgressStyle::with_template(&template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
+    println!("{label}| {ndcg:.4} | {recall:.4} | {mrr:.4} |");
 }

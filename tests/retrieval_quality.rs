@@ -70,19 +70,19 @@ const PINNED_DEFAULT_NDCG10: f64 = 0.7408;
 fn scifact_train_hybrid_beats_every_single_retriever() {
     let c = collection();
     let c = &c;
+    // The ids of a first-stage search's top 100.
+    let top = |search: sieve::engine::Search| -> Vec<String> {
+        search
+            .no_rerank()
+            .top_k(100)
+            .run()
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
     let run = |retrievers: &'static [Retriever], fusion: Fusion| {
-        move |q: &str| -> Vec<String> {
-            c.search(q)
-                .retrievers(retrievers)
-                .fusion(fusion)
-                .no_rerank()
-                .top_k(100)
-                .run()
-                .unwrap()
-                .into_iter()
-                .map(|h| h.id)
-                .collect()
-        }
+        move |q: &str| -> Vec<String> { top(c.search(q).retrievers(retrievers).fusion(fusion)) }
     };
     let all: &'static [Retriever] = &[Retriever::Dense, Retriever::Sparse, Retriever::Bm25];
     let rrf = Fusion::Rrf { k: 60.0 };
@@ -93,16 +93,7 @@ fn scifact_train_hybrid_beats_every_single_retriever() {
         evaluate(c, "hybrid RRF (k = 60)", run(all, rrf)),
         evaluate(c, "hybrid min-max", run(all, Fusion::MinMax)),
         evaluate(c, "hybrid DBSF", run(all, Fusion::Dbsf)),
-        evaluate(c, "default search", |q: &str| {
-            c.search(q)
-                .no_rerank()
-                .top_k(100)
-                .run()
-                .unwrap()
-                .into_iter()
-                .map(|h| h.id)
-                .collect()
-        }),
+        evaluate(c, "default search", |q: &str| top(c.search(q))),
     ];
     println!(
         "\nSciFact train ({} judged queries)\n| ranking | nDCG@10 | Recall@100 |\n|---|---|---|",

@@ -56,6 +56,8 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::RowSimd;
+
 /// An int8 kernel path, in increasing speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum I8Path {
@@ -414,29 +416,6 @@ fn quantize_row_impl(x: &[f32], out: &mut [u8]) -> RowQuant {
     }
     tail.fill(0);
     RowQuant { scale, zp }
-}
-
-/// The widest vectors [`quantize_row_impl`] is compiled for on this CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RowSimd {
-    Portable,
-    Avx2,
-    Avx512,
-}
-
-impl RowSimd {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-                return RowSimd::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") {
-                return RowSimd::Avx2;
-            }
-        }
-        RowSimd::Portable
-    }
 }
 
 /// [`quantize_row_impl`] compiled for AVX2 (the same IEEE operations, so the same bytes).

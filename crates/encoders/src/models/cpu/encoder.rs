@@ -16,6 +16,7 @@ use super::attention::{Heads, RelativeBias, self_attention};
 use super::gelu_row;
 use super::linear::{CpuLinear, host};
 use crate::device::Dtype;
+use crate::kernels::RowSimd;
 use crate::models::bert::BertLayer;
 use crate::models::layers::Activation;
 
@@ -130,31 +131,6 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         sums.iter_mut().zip(chunk).for_each(|(s, &v)| *s += f(v));
     }
     sums.iter().sum::<f32>() + rest
-}
-
-/// The widest vectors the row-wise kernels are compiled for on this CPU.
-#[derive(Clone, Copy)]
-enum RowSimd {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl RowSimd {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return RowSimd::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return RowSimd::Avx2;
-            }
-        }
-        RowSimd::Portable
-    }
 }
 
 /// `act` applied in place.
