@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (train_lists, dev_lists) = (lists(&train)?, lists(&dev)?);
 
-    // The check: the sweep's RRF k = 60 is the collection's own hybrid first stage.
+    // The check: the sweep's fusion of the default kind is the collection's own hybrid first stage.
     let (qid, _) = dev.iter().next().expect("dev queries");
     let own: Vec<String> = collection
         .search(queries[qid].as_str())
@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Equal fused scores are ordered by internal id in the collection and by first appearance
     // here (which can also swap which of two tied documents is 100th), so the two top 100s
     // are compared as sets, allowing for a tie at the cut.
-    let mine = fused(&dev_lists[qid], Fusion::Rrf { k: 60.0 }, [1.0; 3]);
+    let mine = fused(&dev_lists[qid], Fusion::default(), [1.0; 3]);
     let common = mine.iter().filter(|id| own.contains(id)).count();
     assert!(common >= 98, "sweep disagrees with search: {common} of 100 in common");
 
