@@ -431,6 +431,44 @@ impl Collection {
         &self.schema.config
     }
 
+    /// The bi-encoder that encodes documents and queries for dense retrieval, when configured:
+    /// the loaded model itself, so a caller needing its tokenizer or `encode` loads nothing twice.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// if let Some(model) = c.dense_model() {
+    ///     println!("{} tokens at most", model.max_seq_length());
+    /// }
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn dense_model(&self) -> Option<&SentenceTransformer> {
+        self.models.dense.as_ref()
+    }
+
+    /// The SPLADE model of sparse retrieval, when configured.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// let vocab = c.sparse_model().map(|m| m.vocab_size());
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn sparse_model(&self) -> Option<&SparseEncoder> {
+        self.models.sparse.as_ref()
+    }
+
+    /// The cross-encoder of the rerank stage, when configured.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// if let Some(reranker) = c.reranker() {
+    ///     let scores = reranker.predict(&[("what causes tides", "The moon's gravity.")])?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reranker(&self) -> Option<&CrossEncoder> {
+        self.models.reranker.as_ref()
+    }
+
     /// Number of documents.
     pub fn len(&self) -> usize {
         self.read_state().metadata.len()
