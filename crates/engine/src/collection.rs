@@ -449,7 +449,7 @@ impl Collection {
     ///
     /// ```no_run
     /// # let c = sieve_engine::Collection::open("docs.sieve")?;
-    /// let vocab = c.sparse_model().map(|m| m.vocab_size());
+    /// let max_tokens = c.sparse_model().map(|m| m.max_seq_length());
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn sparse_model(&self) -> Option<&SparseEncoder> {
