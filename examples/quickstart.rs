@@ -13,8 +13,9 @@
 //! directory, hybrid search (dense + SPLADE + BM25, fused) and the cross-encoder rerank stage.
 
 use serde_json::json;
-use sieve::engine::{Collection, CollectionConfig, Document, Filter};
-use sieve::{CrossEncoder, RankOptions, SentenceTransformer, SparseEncoder};
+use sieve::{
+    Collection, CollectionConfig, CrossEncoder, Document, Filter, RankOptions, SentenceTransformer, SparseEncoder,
+};
 
 fn print_matrix(m: &[Vec<f32>]) {
     for row in m {

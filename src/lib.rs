@@ -4,8 +4,9 @@
 //! (on [burn](https://burn.dev)), dense / sparse / BM25 indexes, and a persistent collection —
 //! the way SQLite brings SQL into an app.
 //!
-//! This facade re-exports the public API of the workspace crates:
-//! [`encoders`] (models), [`index`] (retrievers) and [`engine`] (the collection).
+//! This facade re-exports the public API of the workspace crates: [`encoders`] (models),
+//! [`index`] (retrievers) and [`engine`] (the collection), with the types most programs use
+//! at the root ([`Collection`], [`SentenceTransformer`], [`CrossEncoder`], [`SparseEncoder`], ...).
 //!
 //! ```no_run
 //! use sieve::SentenceTransformer;
@@ -25,4 +26,8 @@ pub use sieve_encoders::{
     SparseEmbeddings, SparseEncodeOptions, SparseEncoder, SparseVector, Sparsity,
 };
 pub use sieve_engine as engine;
+pub use sieve_engine::{
+    Collection, CollectionConfig, Document, Durability, EngineError, Filter, Fusion, Info, Progress, Rerank, Retriever,
+    Scored, Search, SearchHit, StoredVectors, WriteReport,
+};
 pub use sieve_index as index;

@@ -208,6 +208,24 @@ fn index_search_change_and_delete() {
         "{table}"
     );
 
+    let diverse = json(&[
+        "search",
+        "--db",
+        db,
+        "sprinkler timer",
+        "--diversity",
+        "0.5",
+        "-k",
+        "3",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(diverse.as_array().map(Vec::len), Some(3), "{diverse}");
+    fails(
+        &["search", "--db", db, "sprinkler timer", "--diversity", "2"],
+        &["diversity must be within 0 and 1"],
+    );
+
     // One file changes: only it is re-encoded.
     fs::write(docs.join("tax.txt"), "Quarterly tax filing deadlines moved to May.\n").unwrap();
     let report = json(&["index", docs_s, "--db", db, "--json", "--quiet"]);

@@ -529,7 +529,11 @@ fn bad_input_and_foreign_directories_give_typed_errors() {
     ));
     assert!(matches!(
         c.add(vec![Document::new("v", "t").with_dense(vec![1.0; 3])]),
-        Err(EngineError::InvalidInput(_))
+        Err(EngineError::DimensionMismatch {
+            expected: 32,
+            got: 3,
+            ..
+        })
     ));
     assert!(matches!(
         c.add(vec![Document::new("v", "t").with_dense(vec![f32::NAN; 32])]),
@@ -863,4 +867,128 @@ fn a_collection_remembers_the_precision_its_documents_were_encoded_in() {
     let err = c.add(docs(10..11)).unwrap_err().to_string();
     assert!(err.contains("int8") && err.contains("f32"), "{err}");
     assert_eq!(c.len(), 10, "the refused write must store nothing");
+}
+
+/// MMR: five rewordings of one fact fill the plain top 5; with diversity they give way to the
+/// other things the collection knows about the query's subject.
+#[test]
+fn real_models_diversity_stops_rewordings_from_filling_the_top_k() {
+    let dir = tempdir("diversity");
+    let config = CollectionConfig {
+        sparse: None,
+        reranker: None,
+        ..CollectionConfig::default()
+    };
+    let c = Collection::create(&dir, config).unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
+    let same = [
+        "The Eiffel Tower stands in Paris.",
+        "Paris is where the Eiffel Tower stands.",
+        "The Eiffel tower is located in the city of Paris.",
+        "In Paris you will find the Eiffel Tower.",
+        "The Eiffel Tower is a landmark of Paris.",
+    ];
+    let other = [
+        "The Louvre in Paris holds the Mona Lisa.",
+        "The Seine flows through the centre of Paris.",
+        "Paris has more than two million inhabitants.",
+        "Croissants are sold in every bakery in Paris.",
+        "The Paris metro opened in 1900.",
+        "Mount Fuji is the highest mountain in Japan.",
+    ];
+    let docs = same
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Document::new(format!("same-{i}"), *t))
+        .chain(
+            other
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Document::new(format!("other-{i}"), *t)),
+        );
+    c.add(docs.collect()).unwrap();
+    let rewordings = |hits: &[sieve::engine::SearchHit]| hits.iter().filter(|h| h.id.starts_with("same")).count();
+
+    let plain = c.search("the Eiffel Tower in Paris").top_k(5).run().unwrap();
+    assert_eq!(rewordings(&plain), 5, "{plain:#?}");
+    let diverse = c
+        .search("the Eiffel Tower in Paris")
+        .top_k(5)
+        .diversity(0.6)
+        .run()
+        .unwrap();
+    assert!(
+        diverse[0].id.starts_with("same"),
+        "the most relevant hit comes first: {diverse:#?}"
+    );
+    assert!(rewordings(&diverse) <= 2, "{diverse:#?}");
+    assert_eq!(diverse.len(), 5);
+    // Diversity 0 is the plain ranking; out-of-range values and a collection without a dense
+    // model are refused.
+    let zero = c
+        .search("the Eiffel Tower in Paris")
+        .top_k(5)
+        .diversity(0.0)
+        .run()
+        .unwrap();
+    let ids = |hits: &[sieve::engine::SearchHit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&zero), ids(&plain));
+    let err = c.search("Paris").diversity(1.5).run().unwrap_err();
+    assert!(matches!(err, EngineError::InvalidInput(_)), "{err}");
+    drop(c);
+    let bm25 = tempdir("diversity-bm25");
+    let c = Collection::create(
+        &bm25,
+        CollectionConfig {
+            dense: None,
+            sparse: None,
+            reranker: None,
+            ..CollectionConfig::default()
+        },
+    )
+    .unwrap();
+    c.add(vec![Document::new("a", "Paris")]).unwrap();
+    let err = c.search("Paris").diversity(0.5).run().unwrap_err();
+    assert!(matches!(err, EngineError::RetrieverMissing("dense")), "{err}");
+}
+
+/// A collection with `truncate_dim` stores the cut, unit-length vectors, keeps the setting
+/// across a reopen, and searches with queries cut the same way.
+#[test]
+fn real_models_truncate_dim_is_a_collection_option() {
+    let dir = tempdir("truncate-dim");
+    let config = CollectionConfig {
+        sparse: None,
+        reranker: None,
+        truncate_dim: Some(96),
+        ..CollectionConfig::default()
+    };
+    let c = Collection::create(&dir, config).unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
+    c.add(vec![
+        Document::new("pasta", "A man is eating pasta."),
+        Document::new("guitar", "A man is playing guitar."),
+        Document::new("cheetah", "A cheetah is running behind its prey."),
+    ])
+    .unwrap();
+    let v = c.vectors("pasta").unwrap().unwrap().dense.unwrap();
+    assert_eq!(v.len(), 96);
+    assert!((v.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs() < 1e-5);
+    assert_eq!(c.dense_model().map(|m| m.embedding_dim()), Some(96));
+    let hits = c.search("Someone is having a meal").dense().run().unwrap();
+    assert_eq!(hits[0].id, "pasta");
+    drop(c);
+    let c = Collection::open(&dir).unwrap();
+    assert_eq!(c.config().truncate_dim, Some(96));
+    assert_eq!(
+        c.search("a fast animal hunting").dense().run().unwrap()[0].id,
+        "cheetah"
+    );
+    drop(c);
+    let too_wide = CollectionConfig {
+        sparse: None,
+        reranker: None,
+        truncate_dim: Some(1000),
+        ..CollectionConfig::default()
+    };
+    let err = Collection::create(tempdir("truncate-dim-bad"), too_wide).unwrap_err();
+    assert!(err.to_string().contains("truncate_dim"), "{err}");
 }

@@ -209,3 +209,53 @@ fn a_bare_model_name_finds_the_sentence_transformers_model() {
         "{err}"
     );
 }
+
+/// `truncate_dim` as sentence-transformers applies it: the model's `Normalize` runs on the full
+/// vector, then the cut; `normalize_embeddings` scales the cut vector back to unit length.
+#[test]
+fn truncate_dim_cuts_after_the_model_and_normalizes_after_the_cut() {
+    let g = golden("golden/all-MiniLM-L6-v2.json");
+    let sentences = strs(&g["sentences"]);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let full = rows(&g["embeddings"]);
+    let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+        .unwrap_or_else(|e| panic!("{e}\n{}", hub_hint()))
+        .with_truncate_dim(Some(128))
+        .unwrap();
+    assert_eq!((model.embedding_dim(), model.truncate_dim()), (128, Some(128)));
+    let cut = model.encode(&texts).unwrap();
+    assert_eq!(cut.shape(), [3, 128]);
+    let want: Vec<f32> = full.iter().flat_map(|row| row[..128].to_vec()).collect();
+    assert_close("truncated", cut.as_slice(), &want, TOL);
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(norm(cut.row(0)) < 0.9, "not re-normalised unless asked");
+
+    let options = EncodeOptions {
+        normalize_embeddings: true,
+        truncate_dim: Some(64),
+        ..EncodeOptions::default()
+    };
+    let unit = model.encode_with(&texts, &options).unwrap();
+    assert_eq!(unit.shape(), [3, 64], "the per-call option wins");
+    for (i, row) in unit.rows().enumerate() {
+        let head = &full[i][..64];
+        let want: Vec<f32> = head.iter().map(|x| x / norm(head)).collect();
+        assert_close("normalized", row, &want, TOL);
+    }
+    for bad in [0, 385] {
+        let err = minilm().encode_with(
+            &texts,
+            &EncodeOptions {
+                truncate_dim: Some(bad),
+                ..EncodeOptions::default()
+            },
+        );
+        assert!(err.unwrap_err().to_string().contains("truncate_dim"), "{bad}");
+    }
+    assert!(
+        SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+            .unwrap()
+            .with_truncate_dim(Some(0))
+            .is_err()
+    );
+}

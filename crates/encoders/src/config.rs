@@ -63,6 +63,12 @@ pub(crate) struct SentenceTransformersConfig {
     pub activation_fn: Option<String>,
 }
 
+/// The prompt name a model uses for `role` (`"query"`, `"document"`): the role itself when the
+/// model defines a prompt of that name (sentence-transformers' `encode_query` / `encode_document`).
+pub(crate) fn role_prompt(prompts: &HashMap<String, String>, role: &str) -> Option<String> {
+    prompts.contains_key(role).then(|| role.to_string())
+}
+
 /// `tokenizer_config.json` (what tokenization needs of it).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct TokenizerConfig {

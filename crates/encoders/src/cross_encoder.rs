@@ -6,11 +6,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::config::{SentenceTransformersConfig, read_optional};
+use crate::device::LoadOptions;
 use crate::embeddings::Embeddings;
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::Task;
-use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::Tokenizer;
 use crate::transformer::{Inputs, Transformer, to_vec};
 
@@ -184,32 +184,9 @@ fn num_labels(config: &Value) -> usize {
         .unwrap_or(2)
 }
 
+crate::hub::pretrained_constructors!(CrossEncoder, "cross-encoder", "sieve/stsb-minilm-l6-ce");
+
 impl CrossEncoder {
-    /// Loads by hub id (through the local cache) or from a local folder, on the CPU.
-    pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
-        Self::from_files(
-            &ModelFiles::resolve_in(name_or_path, "cross-encoder")?,
-            &LoadOptions::default(),
-        )
-    }
-
-    /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
-    ///
-    /// ```no_run
-    /// use sieve_encoders::{CrossEncoder, Device, LoadOptions};
-    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
-    /// let model = CrossEncoder::from_pretrained_with("sieve/stsb-minilm-l6-ce", &options)?;
-    /// # Ok::<(), sieve_encoders::EncoderError>(())
-    /// ```
-    pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve_in(name_or_path, "cross-encoder")?, options)
-    }
-
-    /// Loads from a local folder.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_files(&ModelFiles::local(path)?, &LoadOptions::default())
-    }
-
     /// Loads from resolved model files with explicit options.
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
         let st: SentenceTransformersConfig =

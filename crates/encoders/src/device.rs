@@ -253,3 +253,44 @@ fn from_env<T: FromStr<Err = EncoderError> + Default>(name: &str) -> Result<T> {
         _ => Ok(T::default()),
     }
 }
+
+/// Options for loading any of the encoders.
+///
+/// ```no_run
+/// use sieve_encoders::{Device, LoadOptions, ModelFiles, SentenceTransformer};
+///
+/// // SIEVE_DEVICE=wgpu (or cuda:0), else the CPU; f32 unless `dtype` says otherwise.
+/// let options = LoadOptions { device: Device::from_env()?, ..LoadOptions::default() };
+/// let files = ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2")?;
+/// let model = SentenceTransformer::from_files(&files, &options)?;
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Backend to run on (default: CPU).
+    pub device: Device,
+    /// Arithmetic of the layers (default f32): [`Dtype::Int8`] on the CPU for ~2x speed at a
+    /// small cost in accuracy; bf16 where the CPU or GPU has it; f16 on GPUs.
+    pub dtype: Dtype,
+}
+
+impl LoadOptions {
+    /// The options named by the environment: `SIEVE_DEVICE` (`cpu`, `wgpu`, `cuda`, `cuda:N`;
+    /// default cpu) and `SIEVE_DTYPE` (`f32`, `f16`, `bf16`, `int8`; default f32). A bad value is an
+    /// error naming the variable.
+    ///
+    /// ```
+    /// use sieve_encoders::{Device, LoadOptions};
+    /// // With neither variable set this is the default: f32 on the CPU.
+    /// # unsafe { std::env::remove_var("SIEVE_DEVICE"); std::env::remove_var("SIEVE_DTYPE"); }
+    /// let options = LoadOptions::from_env()?;
+    /// assert_eq!(options.device, Device::Cpu);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            device: Device::from_env()?,
+            dtype: Dtype::from_env()?,
+        })
+    }
+}

@@ -44,12 +44,12 @@ mod transformer;
 
 pub use config::PoolingMode;
 pub use cross_encoder::{CrossEncoder, PredictOptions, RankHit, RankOptions, ScoreActivation};
-pub use device::{Device, Dtype};
+pub use device::{Device, Dtype, LoadOptions};
 pub use embeddings::{Embeddings, SparseEmbeddings, SparseVector, Sparsity};
 pub use error::{EncoderError, Result};
 pub use hub::ModelFiles;
 pub use quantization::{Precision, QuantizedEmbeddings};
-pub use sentence_transformer::{EncodeOptions, LoadOptions, SentenceTransformer};
+pub use sentence_transformer::{EncodeOptions, SentenceTransformer};
 pub use similarity::SimilarityFn;
 pub use sparse_encoder::{SparseEncodeOptions, SparseEncoder};
 pub use tokenizer::{TokenBatch, Tokenizer};

@@ -58,3 +58,9 @@ pub(crate) fn normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = (x.clone() * x.clone()).sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
 }
+
+/// [`normalize`] on one row on the host (after a `truncate_dim` cut).
+pub(crate) fn normalize_row(row: &mut [f32]) {
+    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    row.iter_mut().for_each(|x| *x /= norm);
+}

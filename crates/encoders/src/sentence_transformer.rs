@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::{ModuleEntry, PoolingConfig, SentenceTransformersConfig, read_optional};
-use crate::device::{Device, Dtype};
+use crate::config::{ModuleEntry, PoolingConfig, SentenceTransformersConfig, read_optional, role_prompt};
+use crate::device::LoadOptions;
 use crate::embeddings::Embeddings;
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::Task;
-use crate::pooling::{normalize, pool};
+use crate::pooling::{normalize, normalize_row, pool};
 use crate::quantization::{Precision, QuantizedEmbeddings, quantize_embeddings};
 use crate::similarity::SimilarityFn;
 use crate::tokenizer::Tokenizer;
@@ -32,6 +32,10 @@ pub struct EncodeOptions {
     /// [`SentenceTransformer::encode_quantized`], which returns integers;
     /// [`encode_with`](SentenceTransformer::encode_with) refuses it rather than ignore it.
     pub precision: Precision,
+    /// Keep only the first this many dimensions (Matryoshka models); overrides the model's
+    /// [`truncate_dim`](SentenceTransformer::truncate_dim). As in sentence-transformers the
+    /// model's own `Normalize` runs before the cut, and `normalize_embeddings` after it.
+    pub truncate_dim: Option<usize>,
 }
 
 impl Default for EncodeOptions {
@@ -43,48 +47,8 @@ impl Default for EncodeOptions {
             prompt: None,
             show_progress_bar: false,
             precision: Precision::Float32,
+            truncate_dim: None,
         }
-    }
-}
-
-/// Options for loading any of the encoders.
-///
-/// ```no_run
-/// use sieve_encoders::{Device, LoadOptions, ModelFiles, SentenceTransformer};
-///
-/// // SIEVE_DEVICE=wgpu (or cuda:0), else the CPU; f32 unless `dtype` says otherwise.
-/// let options = LoadOptions { device: Device::from_env()?, ..LoadOptions::default() };
-/// let files = ModelFiles::resolve("sentence-transformers/all-MiniLM-L6-v2")?;
-/// let model = SentenceTransformer::from_files(&files, &options)?;
-/// # Ok::<(), sieve_encoders::EncoderError>(())
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// Backend to run on (default: CPU).
-    pub device: Device,
-    /// Arithmetic of the layers (default f32): [`Dtype::Int8`] on the CPU for ~2x speed at a
-    /// small cost in accuracy; bf16 where the CPU or GPU has it; f16 on GPUs.
-    pub dtype: Dtype,
-}
-
-impl LoadOptions {
-    /// The options named by the environment: `SIEVE_DEVICE` (`cpu`, `wgpu`, `cuda`, `cuda:N`;
-    /// default cpu) and `SIEVE_DTYPE` (`f32`, `f16`, `bf16`, `int8`; default f32). A bad value is an
-    /// error naming the variable.
-    ///
-    /// ```
-    /// use sieve_encoders::{Device, LoadOptions};
-    /// // With neither variable set this is the default: f32 on the CPU.
-    /// # unsafe { std::env::remove_var("SIEVE_DEVICE"); std::env::remove_var("SIEVE_DTYPE"); }
-    /// let options = LoadOptions::from_env()?;
-    /// assert_eq!(options.device, Device::Cpu);
-    /// # Ok::<(), sieve_encoders::EncoderError>(())
-    /// ```
-    pub fn from_env() -> Result<Self> {
-        Ok(Self {
-            device: Device::from_env()?,
-            dtype: Dtype::from_env()?,
-        })
     }
 }
 
@@ -106,35 +70,12 @@ pub struct SentenceTransformer {
     prompts: HashMap<String, String>,
     default_prompt_name: Option<String>,
     dim: usize,
+    truncate_dim: Option<usize>,
 }
 
+crate::hub::pretrained_constructors!(SentenceTransformer, "sentence-transformers", "all-MiniLM-L6-v2");
+
 impl SentenceTransformer {
-    /// Loads a model by hub id (through the local Hugging Face cache, downloading only what is
-    /// missing) or from a local folder, on the CPU.
-    pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
-        Self::from_files(
-            &ModelFiles::resolve_in(name_or_path, "sentence-transformers")?,
-            &LoadOptions::default(),
-        )
-    }
-
-    /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
-    ///
-    /// ```no_run
-    /// use sieve_encoders::{SentenceTransformer, Device, LoadOptions};
-    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
-    /// let model = SentenceTransformer::from_pretrained_with("sentence-transformers/all-MiniLM-L6-v2", &options)?;
-    /// # Ok::<(), sieve_encoders::EncoderError>(())
-    /// ```
-    pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve_in(name_or_path, "sentence-transformers")?, options)
-    }
-
-    /// Loads a model from a local folder.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_files(&ModelFiles::local(path)?, &LoadOptions::default())
-    }
-
     /// Loads from resolved model files with explicit options.
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
         let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
@@ -176,7 +117,40 @@ impl SentenceTransformer {
             prompts: st.prompts,
             default_prompt_name: st.default_prompt_name,
             dim,
+            truncate_dim: None,
         })
+    }
+
+    /// `SentenceTransformer(..., truncate_dim=...)`: every encode keeps only the first `dim`
+    /// dimensions (for models trained with a Matryoshka loss, whose leading dimensions carry
+    /// most of the meaning); `None` keeps them all. [`embedding_dim`](Self::embedding_dim)
+    /// reports the truncated width. Zero, or more than the model has, is refused.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SentenceTransformer;
+    /// let model = SentenceTransformer::from_pretrained("all-MiniLM-L6-v2")?.with_truncate_dim(Some(128))?;
+    /// assert_eq!(model.embedding_dim(), 128);
+    /// assert_eq!(model.encode(&["Matryoshka dolls nest."])?.shape(), [1, 128]);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn with_truncate_dim(mut self, dim: Option<usize>) -> Result<Self> {
+        self.truncate_dim = self.check_truncate_dim(dim)?;
+        Ok(self)
+    }
+
+    /// The width encodes truncate to, when set ([`with_truncate_dim`](Self::with_truncate_dim)).
+    pub fn truncate_dim(&self) -> Option<usize> {
+        self.truncate_dim
+    }
+
+    fn check_truncate_dim(&self, dim: Option<usize>) -> Result<Option<usize>> {
+        match dim {
+            Some(d) if d == 0 || d > self.dim => Err(EncoderError::InvalidArgument(format!(
+                "truncate_dim {d} is outside 1..={} (the model's embedding width)",
+                self.dim
+            ))),
+            dim => Ok(dim),
+        }
     }
 
     /// Encodes `texts` into an `[n, embedding_dim]` matrix with default options.
@@ -186,17 +160,28 @@ impl SentenceTransformer {
 
     /// Encodes with the query prompt, when the model defines one.
     pub fn encode_query(&self, texts: &[&str]) -> Result<Embeddings> {
-        self.encode_with(texts, &self.role_options("query"))
+        self.encode_with(texts, &self.options_for("query"))
     }
 
     /// Encodes with the document prompt, when the model defines one.
     pub fn encode_document(&self, texts: &[&str]) -> Result<Embeddings> {
-        self.encode_with(texts, &self.role_options("document"))
+        self.encode_with(texts, &self.options_for("document"))
     }
 
-    fn role_options(&self, role: &str) -> EncodeOptions {
+    /// Default options with the prompt for `role` (`"query"`, `"document"`) when the model
+    /// defines one: what [`encode_query`](Self::encode_query) and
+    /// [`encode_document`](Self::encode_document) use.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{EncodeOptions, SentenceTransformer};
+    /// let model = SentenceTransformer::from_pretrained("all-MiniLM-L6-v2")?;
+    /// let options = EncodeOptions { batch_size: 64, ..model.options_for("document") };
+    /// let embeddings = model.encode_with(&["A long document."], &options)?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn options_for(&self, role: &str) -> EncodeOptions {
         EncodeOptions {
-            prompt_name: self.prompts.contains_key(role).then(|| role.to_string()),
+            prompt_name: role_prompt(&self.prompts, role),
             ..Default::default()
         }
     }
@@ -236,6 +221,10 @@ impl SentenceTransformer {
     }
 
     fn encode_float(&self, texts: &[&str], options: &EncodeOptions) -> Result<Embeddings> {
+        let width = match options.truncate_dim {
+            Some(d) => self.check_truncate_dim(Some(d))?.unwrap_or(self.dim),
+            None => self.truncate_dim.unwrap_or(self.dim),
+        };
         let prompt = self.resolve_prompt(options)?;
         let texts: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
         // Tokens the prompt adds (its own tokens less the closing special token), cleared from
@@ -258,14 +247,23 @@ impl SentenceTransformer {
                     row.iter_mut().take(prompt_length).for_each(|m| *m = 0);
                 }
                 let mut pooled = pool(&self.pooling, hidden, &batch, &pool_mask);
-                if self.normalize || options.normalize_embeddings {
+                if self.normalize || (options.normalize_embeddings && width == self.dim) {
                     pooled = normalize(pooled);
                 }
                 let flat = to_vec(pooled)?;
-                Ok(flat.chunks_exact(self.dim).map(<[f32]>::to_vec).collect::<Vec<_>>())
+                Ok(flat
+                    .chunks_exact(self.dim)
+                    .map(|row| {
+                        let mut row = row[..width].to_vec();
+                        if width < self.dim && options.normalize_embeddings {
+                            normalize_row(&mut row);
+                        }
+                        row
+                    })
+                    .collect::<Vec<_>>())
             },
         )?;
-        Ok(Embeddings::new(rows.concat(), self.dim).expect("every row has embedding_dim values"))
+        Ok(Embeddings::new(rows.concat(), width).expect("every row has the output width"))
     }
 
     fn resolve_prompt(&self, options: &EncodeOptions) -> Result<String> {
@@ -300,9 +298,10 @@ impl SentenceTransformer {
         self.similarity_fn
     }
 
-    /// Width of the embeddings.
+    /// Width of the embeddings (`get_sentence_embedding_dimension()`): the truncated width
+    /// when [`truncate_dim`](Self::truncate_dim) is set.
     pub fn embedding_dim(&self) -> usize {
-        self.dim
+        self.truncate_dim.unwrap_or(self.dim)
     }
 
     /// Texts are truncated to this many tokens: `max_seq_length` from

@@ -79,11 +79,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn check_dims(a: &Embeddings, b: &Embeddings) -> Result<()> {
     if !a.is_empty() && !b.is_empty() && a.dim() != b.dim() {
-        return Err(EncoderError::InvalidArgument(format!(
-            "embedding dimensions differ: {} vs {}",
-            a.dim(),
-            b.dim()
-        )));
+        return Err(EncoderError::DimensionMismatch {
+            expected: a.dim(),
+            got: b.dim(),
+        });
     }
     Ok(())
 }

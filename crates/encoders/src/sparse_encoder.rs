@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::{ModuleEntry, SentenceTransformersConfig, SpladePoolingConfig, read_json, read_optional};
+use crate::config::{
+    ModuleEntry, SentenceTransformersConfig, SpladePoolingConfig, read_json, read_optional, role_prompt,
+};
+use crate::device::LoadOptions;
 use crate::embeddings::{SparseEmbeddings, SparseVector, Sparsity};
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::Task;
-use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::Tokenizer;
 use crate::transformer::{Inputs, Transformer, to_vec};
 
@@ -65,32 +67,9 @@ pub struct SparseEncoder {
     prompts: HashMap<String, String>,
 }
 
+crate::hub::pretrained_constructors!(SparseEncoder, "sparse-encoder", "rasyosef/splade-tiny");
+
 impl SparseEncoder {
-    /// Loads by hub id (through the local cache) or from a local folder, on the CPU.
-    pub fn from_pretrained(name_or_path: &str) -> Result<Self> {
-        Self::from_files(
-            &ModelFiles::resolve_in(name_or_path, "sparse-encoder")?,
-            &LoadOptions::default(),
-        )
-    }
-
-    /// [`from_pretrained`](Self::from_pretrained) with a device and float type.
-    ///
-    /// ```no_run
-    /// use sieve_encoders::{SparseEncoder, Device, LoadOptions};
-    /// let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };
-    /// let model = SparseEncoder::from_pretrained_with("rasyosef/splade-tiny", &options)?;
-    /// # Ok::<(), sieve_encoders::EncoderError>(())
-    /// ```
-    pub fn from_pretrained_with(name_or_path: &str, options: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::resolve_in(name_or_path, "sparse-encoder")?, options)
-    }
-
-    /// Loads from a local folder.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_files(&ModelFiles::local(path)?, &LoadOptions::default())
-    }
-
     /// Loads from resolved model files with explicit options.
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
         let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
@@ -156,26 +135,29 @@ impl SparseEncoder {
 
     /// Encodes with the `query` prompt when the model defines one.
     pub fn encode_query(&self, texts: &[&str]) -> Result<SparseEmbeddings> {
-        let prompt_name = self.prompts.contains_key("query").then(|| "query".to_string());
-        self.encode_with(
-            texts,
-            &SparseEncodeOptions {
-                prompt_name,
-                ..Default::default()
-            },
-        )
+        self.encode_with(texts, &self.options_for("query"))
     }
 
     /// Encodes with the `document` prompt when the model defines one.
     pub fn encode_document(&self, texts: &[&str]) -> Result<SparseEmbeddings> {
-        let prompt_name = self.prompts.contains_key("document").then(|| "document".to_string());
-        self.encode_with(
-            texts,
-            &SparseEncodeOptions {
-                prompt_name,
-                ..Default::default()
-            },
-        )
+        self.encode_with(texts, &self.options_for("document"))
+    }
+
+    /// Default options with the prompt for `role` (`"query"`, `"document"`) when the model
+    /// defines one, as [`encode_query`](Self::encode_query) uses.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::{SparseEncodeOptions, SparseEncoder};
+    /// let model = SparseEncoder::from_pretrained("rasyosef/splade-tiny")?;
+    /// let options = SparseEncodeOptions { batch_size: 64, ..model.options_for("document") };
+    /// let embeddings = model.encode_with(&["A long document."], &options)?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn options_for(&self, role: &str) -> SparseEncodeOptions {
+        SparseEncodeOptions {
+            prompt_name: role_prompt(&self.prompts, role),
+            ..Default::default()
+        }
     }
 
     /// Encodes `texts` with explicit options.

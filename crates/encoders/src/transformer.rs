@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use crate::batching::sorted_batches;
 use crate::config::{SentenceBertConfig, TokenizerConfig, read_json, read_optional};
+use crate::device::LoadOptions;
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::{Model, Task};
-use crate::sentence_transformer::LoadOptions;
 use crate::tokenizer::{TokenBatch, Tokenizer};
 
 /// Hugging Face's "no limit" sentinel for `model_max_length`.

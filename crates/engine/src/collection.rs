@@ -1,22 +1,24 @@
 //! [`Collection`]: documents in a directory, encoded on the way in, searchable by dense,
 //! sparse and BM25 retrieval, fused and reranked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 
-use serde_json::Value;
 use sieve_encoders::{
-    CrossEncoder, Device, Dtype, LoadOptions, ModelFiles, SentenceTransformer, SimilarityFn, SparseEncoder,
-    SparseVector,
+    CrossEncoder, Device, Dtype, LoadOptions, SentenceTransformer, SimilarityFn, SparseEncoder, SparseVector,
 };
-use sieve_index::{DocId, HnswIndex, Metric, SparseIndex, TextIndex};
+use sieve_index::{DocId, Metric};
 
 use crate::config::CollectionConfig;
 use crate::document::Document;
 use crate::error::{EngineError, Result};
-use crate::search::{Retriever, Search};
+use crate::indexes::Indexes;
+pub use crate::ingest::Progress;
+use crate::models::Models;
+use crate::retrievers::Retriever;
+use crate::search::{Parts, Search};
 use crate::storage::{SledStorage, Storage};
 use crate::store::{DocRecord, Put, SCHEMA_VERSION, Schema, Store};
 
@@ -30,29 +32,6 @@ const STORE_DIR: &str = "store";
 const INDEX_DIR: &str = "indexes";
 /// Indexes are saved once this many documents changed since the last save.
 const CHECKPOINT_EVERY: usize = 20_000;
-
-/// Progress of a long write, passed to the callback of [`Collection::add_with_progress`].
-///
-/// ```no_run
-/// # let collection = sieve_engine::Collection::open("docs.sieve")?;
-/// use sieve_engine::{Document, Progress};
-///
-/// let docs = vec![Document::new("1", "first"), Document::new("2", "second")];
-/// let report = collection.add_with_progress(docs, &mut |p: Progress| {
-///     eprintln!("{}: {}/{}", p.stage, p.done, p.total); // dense, sparse, then store
-/// })?;
-/// println!("{} added", report.added);
-/// # Ok::<(), sieve_engine::EngineError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// What is running: `"dense"`, `"sparse"` (encoding) or `"store"`.
-    pub stage: &'static str,
-    /// Documents done in this stage.
-    pub done: usize,
-    /// Documents in this call.
-    pub total: usize,
-}
 
 /// What an [`add`](Collection::add) or [`upsert`](Collection::upsert) did: how many documents
 /// it added and how many it replaced ([`delete`](Collection::delete) returns its own count).
@@ -140,26 +119,6 @@ pub struct StoredVectors {
     pub sparse: Option<SparseVector>,
 }
 
-pub(crate) struct Models {
-    pub dense: Option<SentenceTransformer>,
-    pub sparse: Option<SparseEncoder>,
-    pub reranker: Option<CrossEncoder>,
-}
-
-/// The in-memory side: indexes and the metadata the filters read.
-pub(crate) struct State {
-    pub dense: Option<HnswIndex>,
-    pub sparse: Option<SparseIndex>,
-    pub text: Option<TextIndex>,
-    pub metadata: HashMap<DocId, Value>,
-    /// The text index holds changes it has not committed (buffered writes): they are
-    /// committed only after a store flush, so BM25 is never ahead of the store.
-    pub text_pending: bool,
-    /// Indexes that failed to apply a write the store holds. They take no more writes and
-    /// are not saved; the next open catches them up or rebuilds them from the store.
-    pub stale: Vec<Retriever>,
-}
-
 struct Writer {
     next_id: u32,
     changed_since_checkpoint: usize,
@@ -191,7 +150,7 @@ pub struct Collection {
     pub(crate) schema: Schema,
     pub(crate) store: Store,
     pub(crate) models: Models,
-    pub(crate) state: RwLock<State>,
+    pub(crate) indexes: Indexes,
     writer: Mutex<Writer>,
     _lock: File,
 }
@@ -250,8 +209,8 @@ impl Collection {
         if config.batch_size == 0 {
             return Err(EngineError::InvalidInput("batch_size must be at least 1".into()));
         }
-        let config = pin_models(config)?;
-        let models = load_models(&config, options)?;
+        let config = crate::models::pin(config)?;
+        let models = Models::load(&config, options)?;
         let schema = Schema {
             version: SCHEMA_VERSION,
             dense: models
@@ -364,7 +323,7 @@ impl Collection {
         let schema = store
             .schema()?
             .ok_or_else(|| EngineError::not_a_collection(path, "the store holds no schema"))?;
-        let models = load_models(&schema.config, &options(&schema))?;
+        let models = Models::load(&schema.config, &options(&schema))?;
         if let (Some(model), Some((expected, _))) = (&models.dense, schema.dense)
             && model.embedding_dim() != expected
         {
@@ -390,28 +349,19 @@ impl Collection {
 
     fn assemble(path: &Path, schema: Schema, store: Store, models: Models, lock: File) -> Result<Self> {
         let next_id = store.next_id()?;
+        let (indexes, redone) = Indexes::open(&path.join(INDEX_DIR), &schema, &store)?;
         let collection = Collection {
             path: path.to_path_buf(),
             schema,
             store,
             models,
-            state: RwLock::new(State {
-                dense: None,
-                sparse: None,
-                text: None,
-                metadata: HashMap::new(),
-                text_pending: false,
-                stale: Vec::new(),
-            }),
+            indexes,
             writer: Mutex::new(Writer {
                 next_id,
                 changed_since_checkpoint: 0,
             }),
             _lock: lock,
         };
-        let (state, redone) =
-            crate::indexes::open(&collection.path.join(INDEX_DIR), &collection.schema, &collection.store)?;
-        *collection.state.write().expect("no other user yet") = state;
         if redone {
             // Save what the catch-up or rebuild did, so the next open does not redo it. Best
             // effort: the indexes in memory are current either way, and a failed save is
@@ -471,7 +421,7 @@ impl Collection {
 
     /// Number of documents.
     pub fn len(&self) -> usize {
-        self.read_state().metadata.len()
+        self.indexes.read().metadata.len()
     }
 
     /// Whether the collection holds no document.
@@ -488,15 +438,17 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn info(&self) -> Result<Info> {
-        self.sync_text()?;
-        let state = self.read_state();
+        let names: Vec<&str> = crate::retrievers::KINDS.iter().map(|k| k.name).collect();
+        self.indexes.sync(&self.store, &names)?;
+        let state = self.indexes.read();
+        let len = |r: Retriever| state.slot(r.name()).map(|s| s.index.len());
         Ok(Info {
             config: self.schema.config.clone(),
             documents: state.metadata.len(),
-            dense: state.dense.as_ref().map(sieve_index::DenseIndex::len),
-            sparse: state.sparse.as_ref().map(|i| i.len()),
-            text: state.text.as_ref().map(|i| i.len()),
-            stale: state.stale.clone(),
+            dense: len(Retriever::Dense),
+            sparse: len(Retriever::Sparse),
+            text: len(Retriever::Bm25),
+            stale: state.stale(),
             dtype: self.schema.dtype,
             sequence: self.store.seq()?,
             size_on_disk: dir_size(&self.path),
@@ -572,7 +524,7 @@ impl Collection {
         let iids: Vec<DocId> = removed.iter().map(|r| r.0).collect();
         {
             // The store holds the deletion: an index that fails goes stale instead.
-            let mut state = self.write_state();
+            let mut state = self.indexes.write();
             crate::indexes::remove(&mut state, &iids);
         }
         writer.changed_since_checkpoint += removed.len();
@@ -594,7 +546,7 @@ impl Collection {
         let Some(iid) = self.store.iid(id)? else {
             return Ok(None);
         };
-        Ok(self.store.record(iid)?.map(to_document))
+        Ok(self.store.record(iid)?.map(DocRecord::into_document))
     }
 
     /// The stored vectors of a document (`None`: no such document).
@@ -626,7 +578,7 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = Result<Document>> + '_ {
-        self.store.records().map(|r| r.map(|(_, rec)| to_document(rec)))
+        self.store.records().map(|r| r.map(|(_, rec)| rec.into_document()))
     }
 
     /// Starts a search; see [`Search`] for the options.
@@ -638,7 +590,13 @@ impl Collection {
     /// # Ok::<(), sieve_engine::EngineError>(())
     /// ```
     pub fn search(&self, query: impl Into<String>) -> Search<'_> {
-        Search::new(self, query.into())
+        let parts = Parts {
+            schema: &self.schema,
+            store: &self.store,
+            models: &self.models,
+            indexes: &self.indexes,
+        };
+        Search::new(parts, query.into())
     }
 
     /// Saves every index and trims the store's change log, so the next open has nothing to
@@ -683,11 +641,11 @@ impl Collection {
         let seq = self.store.seq()?;
         self.store.flush()?;
         {
-            // A failure marks the text index stale; the other indexes are still saved.
-            let mut state = self.write_state();
-            let _ = crate::indexes::commit_text(&mut state);
+            // A failure marks that index stale; the other indexes are still saved.
+            let mut state = self.indexes.write();
+            let _ = crate::indexes::commit(&mut state);
         }
-        let state = self.read_state();
+        let state = self.indexes.read();
         crate::indexes::save(&self.path.join(INDEX_DIR), &state, seq)?;
         drop(state);
         self.store.trim_log(seq)?;
@@ -711,26 +669,9 @@ impl Collection {
             return Ok(());
         }
         self.store.flush()?;
-        let mut state = self.write_state();
-        // A failed commit marks the text index stale; the write is durable all the same.
-        let _ = crate::indexes::commit_text(&mut state);
-        Ok(())
-    }
-
-    /// Commits buffered text-index changes so a search sees them: the store is flushed first
-    /// (everything the text index holds was applied to the store before it), so BM25 is never
-    /// ahead of what survives a crash.
-    pub(crate) fn sync_text(&self) -> Result<()> {
-        if !self.read_state().text_pending {
-            return Ok(());
-        }
-        let mut state = self.write_state();
-        if state.text_pending {
-            self.store.flush()?;
-            // A failed commit marks the index stale (rebuilt on the next open); searches go on
-            // with what it committed before.
-            let _ = crate::indexes::commit_text(&mut state);
-        }
+        let mut state = self.indexes.write();
+        // A failed commit marks that index stale; the write is durable all the same.
+        let _ = crate::indexes::commit(&mut state);
         Ok(())
     }
 
@@ -738,19 +679,11 @@ impl Collection {
     /// indexes is unknown, so writes stop until the collection is reopened (reads go on).
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
         match self.writer.lock() {
-            Ok(writer) if !self.state.is_poisoned() => Ok(writer),
+            Ok(writer) if !self.indexes.is_poisoned() => Ok(writer),
             _ => Err(EngineError::Poisoned {
                 path: self.path.clone(),
             }),
         }
-    }
-
-    pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Refuses to encode documents in another arithmetic than the stored ones were.
@@ -785,7 +718,7 @@ impl Collection {
             }
             existing.push(iid);
         }
-        let (dense, sparse) = crate::ingest::encode(self, &docs, progress)?;
+        let (dense, sparse) = crate::ingest::encode(&self.models, self.schema.config.batch_size, &docs, progress)?;
         let mut next_id = writer.next_id;
         let mut report = WriteReport::default();
         let mut puts = Vec::with_capacity(docs.len());
@@ -826,12 +759,12 @@ impl Collection {
         writer.next_id = next_id;
         {
             // The store holds the documents: an index that fails goes stale instead.
-            let mut state = self.write_state();
+            let mut state = self.indexes.write();
             crate::indexes::insert(&mut state, &puts);
         }
         writer.changed_since_checkpoint += puts.len();
         self.make_durable()?;
-        report.stale = self.read_state().stale.clone();
+        report.stale = self.indexes.read().stale();
         progress(Progress {
             stage: "store",
             done: puts.len(),
@@ -858,11 +791,11 @@ impl Collection {
                     )));
                 };
                 if v.len() != dim {
-                    return Err(EngineError::InvalidInput(format!(
-                        "document {:?}: dense vector has {} dimensions, the collection {dim}",
-                        doc.id,
-                        v.len()
-                    )));
+                    return Err(EngineError::DimensionMismatch {
+                        id: doc.id.clone(),
+                        expected: dim,
+                        got: v.len(),
+                    });
                 }
                 if v.iter().any(|x| !x.is_finite()) {
                     return Err(EngineError::InvalidInput(format!(
@@ -912,17 +845,6 @@ impl Drop for Collection {
     }
 }
 
-pub(crate) fn to_document(record: DocRecord) -> Document {
-    let metadata = record.metadata();
-    Document {
-        id: record.id,
-        text: record.text,
-        metadata,
-        dense: None,
-        sparse: None,
-    }
-}
-
 fn metric_of(similarity: SimilarityFn) -> Metric {
     match similarity {
         SimilarityFn::Cosine => Metric::Cosine,
@@ -930,53 +852,6 @@ fn metric_of(similarity: SimilarityFn) -> Metric {
         SimilarityFn::Euclidean => Metric::Euclidean,
         SimilarityFn::Manhattan => Metric::Manhattan,
     }
-}
-
-/// Loads the models a schema names: an absolute path is a local folder, anything else a hub
-/// id (never a folder relative to the current directory; see [`pin_models`]).
-fn load_models(config: &CollectionConfig, options: &LoadOptions) -> Result<Models> {
-    let files = |name: &str| match Path::new(name).is_absolute() {
-        true => ModelFiles::local(name),
-        false => ModelFiles::hub(name),
-    };
-    Ok(Models {
-        dense: config
-            .dense
-            .as_deref()
-            .map(|name| SentenceTransformer::from_files(&files(name)?, options))
-            .transpose()?,
-        sparse: config
-            .sparse
-            .as_deref()
-            .map(|name| SparseEncoder::from_files(&files(name)?, options))
-            .transpose()?,
-        reranker: config
-            .reranker
-            .as_deref()
-            .map(|name| CrossEncoder::from_files(&files(name)?, options))
-            .transpose()?,
-    })
-}
-
-/// The model references a new collection stores: a name that is a local folder (as
-/// `from_pretrained` reads it, relative to the current directory) becomes its absolute path,
-/// so a later open from another directory loads the same model; other names are hub ids.
-fn pin_models(mut config: CollectionConfig) -> Result<CollectionConfig> {
-    for name in [&mut config.dense, &mut config.sparse, &mut config.reranker]
-        .into_iter()
-        .flatten()
-    {
-        if Path::new(name.as_str()).is_dir() {
-            let absolute = fs::canonicalize(name.as_str()).map_err(|e| EngineError::io(name.as_str(), e))?;
-            *name = absolute
-                .to_str()
-                .ok_or_else(|| {
-                    EngineError::InvalidInput(format!("model folder {} is not a UTF-8 path", absolute.display()))
-                })?
-                .to_string();
-        }
-    }
-    Ok(config)
 }
 
 /// `create` may use `path`: it does not exist, or is a directory holding nothing but a lock

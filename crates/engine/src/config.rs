@@ -39,6 +39,14 @@ pub struct CollectionConfig {
     pub batch_size: usize,
     /// When writes are acknowledged.
     pub durability: Durability,
+    /// Keep only the first this many dimensions of the dense embeddings (Matryoshka models,
+    /// as `SentenceTransformer(..., truncate_dim=...)`), scaled back to unit length; `None`
+    /// keeps them all. A smaller index and faster search for a little quality.
+    pub truncate_dim: Option<usize>,
+    /// Test builds only: an exact-scan dense retriever beside HNSW (`retrievers::exact`).
+    #[cfg(test)]
+    #[serde(default)]
+    pub exact_scan: bool,
 }
 
 impl Default for CollectionConfig {
@@ -52,6 +60,9 @@ impl Default for CollectionConfig {
             text_index: TextIndexConfig::default(),
             batch_size: 32,
             durability: Durability::default(),
+            truncate_dim: None,
+            #[cfg(test)]
+            exact_scan: false,
         }
     }
 }

@@ -81,6 +81,16 @@ pub enum EngineError {
         /// Dimension of the model now loaded.
         found: usize,
     },
+    /// A document carries a dense vector of another width than the collection's.
+    #[error("document {id:?}: its dense vector has {got} dimensions, the collection {expected}")]
+    DimensionMismatch {
+        /// The document's id.
+        id: String,
+        /// The collection's dense width.
+        expected: usize,
+        /// The vector's width.
+        got: usize,
+    },
     /// `add` with an id that is already stored (use `upsert` to replace).
     #[error("document id {id:?} already exists (use upsert to replace it)")]
     DuplicateId {

@@ -69,13 +69,10 @@ impl Storage for Faulty {
         self.plan.hit(Kind::Flush)?;
         self.inner.flush()
     }
-
-    fn size_on_disk(&self) -> Result<u64> {
-        self.inner.size_on_disk()
-    }
 }
 
-fn fixture(name: &str) -> String {
+/// A tiny fixture model of `../shared/fixtures` by path.
+pub(crate) fn fixture(name: &str) -> String {
     let shared = std::env::var_os("SIEVE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));

@@ -84,7 +84,7 @@ impl Range {
         Filter::Range(self)
     }
 
-    fn contains(&self, x: f64) -> bool {
+    pub(crate) fn contains(&self, x: f64) -> bool {
         self.gt.is_none_or(|b| x > b)
             && self.gte.is_none_or(|b| x >= b)
             && self.lt.is_none_or(|b| x < b)
@@ -164,7 +164,8 @@ impl Filter {
     }
 }
 
-fn lookup<'a>(metadata: &'a Value, path: &str) -> Option<&'a Value> {
+/// The value at `path`: a top-level key, or else a dotted path into nested objects.
+pub(crate) fn lookup<'a>(metadata: &'a Value, path: &str) -> Option<&'a Value> {
     metadata
         .get(path)
         .or_else(|| path.split('.').try_fold(metadata, |v, part| v.get(part)))

@@ -7,153 +7,135 @@
 //! other index (missing, damaged, too old) is rebuilt from the store. Re-applying is
 //! idempotent, so a crash between saving an index and writing its marker is harmless.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use sieve_index::{DenseIndex, DocId, HnswIndex, SparseIndex, TextIndex};
+use sieve_index::DocId;
 
-use crate::collection::State;
 use crate::error::{EngineError, Result};
-use crate::search::Retriever;
+use crate::metadata::Metadata;
+use crate::retrievers::{KINDS, Kind, Retriever, RetrieverIndex};
 use crate::store::{Put, Schema, Store};
 
-const DENSE: &str = "dense";
-const SPARSE: &str = "sparse";
-const TEXT: &str = "text";
+/// The in-memory side of a collection: every configured retriever's index and the metadata
+/// the filters read, behind one lock (searches read, writes write).
+pub(crate) struct Indexes(RwLock<State>);
 
-/// Brings every configured index up to the store's current sequence. The flag says whether
-/// any index was caught up or rebuilt, i.e. whether saving them now spares the next open
-/// that work.
-pub(crate) fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<(State, bool)> {
-    real_dir(dir)?;
-    for name in [DENSE, SPARSE, TEXT] {
-        unlink_if_symlink(&dir.join(name))?;
-    }
-    let seq = store.seq()?;
-    let floor = store.log_floor()?;
-    // A marker is usable if the log still holds every change after it.
-    let usable = |name: &str| read_marker(dir, name).filter(|&m| m >= floor && m <= seq);
-    // Any configured index whose marker is behind the store means replayed (or rebuilt) work.
-    let configured = [
-        (DENSE, schema.dense.is_some()),
-        (SPARSE, schema.sparse_dim.is_some()),
-        (TEXT, schema.config.text),
-    ];
-    let redone = configured
-        .into_iter()
-        .any(|(name, on)| on && read_marker(dir, name) != Some(seq));
+pub(crate) struct State {
+    /// One per configured retriever, in [`KINDS`] order.
+    pub retrievers: Vec<Slot>,
+    pub metadata: Metadata,
+}
 
-    let mut metadata = HashMap::new();
-    for item in store.records() {
-        let (iid, record) = item?;
-        metadata.insert(iid, record.metadata());
+/// A retriever's index in a collection.
+pub(crate) struct Slot {
+    pub kind: &'static Kind,
+    pub index: Box<dyn RetrieverIndex>,
+    /// The index failed to apply a write the store holds. It takes no more writes and is not
+    /// saved; the next open catches it up or rebuilds it from the store.
+    pub stale: bool,
+}
+
+impl State {
+    /// The index of the retriever named `name`, when the collection has it.
+    pub fn slot(&self, name: &str) -> Option<&Slot> {
+        self.retrievers.iter().find(|s| s.kind.name == name)
     }
 
-    let dense = match schema.dense {
-        None => None,
-        Some((dim, metric)) => {
-            let loaded = usable(DENSE).and_then(|m| HnswIndex::load(&dir.join(DENSE)).ok().map(|i| (i, m)));
-            Some(match loaded {
-                Some((mut index, marker)) if index.dim() == dim && index.metric() == metric => {
-                    for iid in store.touched_since(marker)? {
-                        match store.dense(iid)? {
-                            Some(v) => index.insert(&[(iid, &v)])?,
-                            None => {
-                                index.remove(&[iid]);
-                            }
-                        }
-                    }
-                    index
-                }
-                _ => {
-                    let mut index = HnswIndex::new(dim, metric, schema.config.hnsw)?;
-                    let vectors: Vec<(DocId, Vec<f32>)> = store.dense_vectors().collect::<Result<_>>()?;
-                    let points: Vec<(DocId, &[f32])> = vectors.iter().map(|(i, v)| (*i, v.as_slice())).collect();
-                    index.insert(&points)?;
-                    index
-                }
-            })
-        }
-    };
+    /// Retrievers whose index went stale.
+    pub fn stale(&self) -> Vec<Retriever> {
+        self.retrievers
+            .iter()
+            .filter(|s| s.stale)
+            .filter_map(|s| Retriever::from_name(s.kind.name))
+            .collect()
+    }
 
-    let sparse = match schema.sparse_dim {
-        None => None,
-        Some(vocab) => {
-            let loaded = usable(SPARSE).and_then(|m| SparseIndex::load(&dir.join(SPARSE)).ok().map(|i| (i, m)));
-            Some(match loaded {
-                Some((mut index, marker)) if index.vocab_size() == vocab => {
-                    for iid in store.touched_since(marker)? {
-                        match store.sparse(iid)? {
-                            Some(v) => index.insert(&[(iid, &v.indices, &v.values)])?,
-                            None => {
-                                index.remove(&[iid]);
-                            }
-                        }
-                    }
-                    index
-                }
-                _ => {
-                    let mut index = SparseIndex::new(vocab);
-                    let vectors: Vec<_> = store.sparse_vectors().collect::<Result<_>>()?;
-                    let docs: Vec<(DocId, &[u32], &[f32])> = vectors
-                        .iter()
-                        .map(|(i, v)| (*i, v.indices.as_slice(), v.values.as_slice()))
-                        .collect();
-                    index.insert(&docs)?;
-                    index
-                }
-            })
-        }
-    };
+    fn live(&mut self) -> impl Iterator<Item = &mut Slot> {
+        self.retrievers.iter_mut().filter(|s| !s.stale)
+    }
+}
 
-    let text = if schema.config.text {
-        let path = dir.join(TEXT);
-        let loaded = usable(TEXT).and_then(|m| TextIndex::open(&path).ok().map(|i| (i, m)));
-        Some(match loaded {
-            Some((mut index, marker)) => {
-                for iid in store.touched_since(marker)? {
-                    match store.record(iid)? {
-                        Some(record) => index.add(&[(iid, &record.text)])?,
-                        None => index.remove(&[iid]),
-                    }
+impl Indexes {
+    /// Brings every configured index up to the store's current sequence. The flag says whether
+    /// any index was caught up or rebuilt, i.e. whether saving them now spares the next open
+    /// that work.
+    pub fn open(dir: &Path, schema: &Schema, store: &Store) -> Result<(Indexes, bool)> {
+        real_dir(dir)?;
+        for kind in KINDS {
+            unlink_if_symlink(&dir.join(kind.file))?;
+        }
+        let seq = store.seq()?;
+        let floor = store.log_floor()?;
+        let mut metadata = Metadata::new();
+        for item in store.records() {
+            let (iid, record) = item?;
+            metadata.insert(iid, record.metadata());
+        }
+        let mut redone = false;
+        let mut retrievers = Vec::new();
+        for kind in KINDS.iter().filter(|k| (k.configured)(schema)) {
+            let path = dir.join(kind.file);
+            let marker = read_marker(dir, kind.file);
+            redone |= marker != Some(seq);
+            // A marker is usable if the log still holds every change after it.
+            let usable = marker.filter(|&m| m >= floor && m <= seq);
+            let index = match usable.and_then(|m| (kind.load)(&path, schema).map(|index| (index, m))) {
+                Some((mut index, marker)) => {
+                    index.catch_up(store, &store.touched_since(marker)?)?;
+                    index
                 }
-                index.commit()?;
-                index
-            }
-            None => {
-                // The text index is derived data: start it over from the store.
-                remove_marker(dir, TEXT);
-                if path.exists() {
-                    fs::remove_dir_all(&path).map_err(|e| EngineError::io(&path, e))?;
+                None => {
+                    remove_marker(dir, kind.file);
+                    (kind.build)(&path, schema, store)?
                 }
-                let mut index = TextIndex::create(&path, schema.config.text_index.clone())?;
-                let mut batch: Vec<(DocId, String)> = Vec::with_capacity(1024);
-                for item in store.records() {
-                    let (iid, record) = item?;
-                    batch.push((iid, record.text));
-                    if batch.len() == 1024 {
-                        add_text(&mut index, &batch)?;
-                        batch.clear();
-                    }
-                }
-                add_text(&mut index, &batch)?;
-                index.commit()?;
-                index
-            }
-        })
-    } else {
-        None
-    };
-    let state = State {
-        dense,
-        sparse,
-        text,
-        metadata,
-        text_pending: false,
-        stale: Vec::new(),
-    };
-    Ok((state, redone))
+            };
+            retrievers.push(Slot {
+                kind,
+                index,
+                stale: false,
+            });
+        }
+        let state = State { retrievers, metadata };
+        Ok((Indexes(RwLock::new(state)), redone))
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a write panicked while holding the lock.
+    pub fn is_poisoned(&self) -> bool {
+        self.0.is_poisoned()
+    }
+
+    /// Commits the buffered writes of the retrievers named so a search sees them: the store is
+    /// flushed first (everything an index holds was applied to the store before it), so no
+    /// index is ever ahead of what survives a crash.
+    pub fn sync(&self, store: &Store, names: &[&str]) -> Result<()> {
+        let pending = |state: &State| {
+            state
+                .retrievers
+                .iter()
+                .any(|s| !s.stale && names.contains(&s.kind.name) && s.index.pending())
+        };
+        if !pending(&self.read()) {
+            return Ok(());
+        }
+        let mut state = self.write();
+        if pending(&state) {
+            store.flush()?;
+            // A failed commit marks the index stale (rebuilt on the next open); searches go on
+            // with what it committed before.
+            let _ = commit(&mut state);
+        }
+        Ok(())
+    }
 }
 
 /// Makes `dir` a real directory. The indexes are derived data that sieve deletes and
@@ -171,109 +153,52 @@ fn unlink_if_symlink(path: &Path) -> Result<()> {
     }
 }
 
-fn add_text(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
-    let docs: Vec<(DocId, &str)> = batch.iter().map(|(i, t)| (*i, t.as_str())).collect();
-    Ok(index.add(&docs)?)
-}
-
-/// Applies stored documents to every index (replacing earlier versions). The text index
-/// does not commit: [`commit_text`] does, once the store has flushed them.
+/// Applies stored documents to every index (replacing earlier versions). An index that
+/// buffers writes does not commit them: [`commit`] does, once the store has flushed them.
 ///
 /// The store already holds these documents: an index that fails to apply them is marked
-/// stale (see [`State::stale`]) instead of failing the write, and is left alone until the next
+/// stale (see [`Slot::stale`]) instead of failing the write, and is left alone until the next
 /// open rebuilds or catches it up.
 pub(crate) fn insert(state: &mut State, puts: &[Put]) {
     for put in puts {
         state.metadata.insert(put.iid, put.record.metadata());
     }
-    let mut failed = Vec::new();
-    if let Some(index) = live(&mut state.dense, &state.stale, Retriever::Dense) {
-        let points: Vec<(DocId, &[f32])> = puts
-            .iter()
-            .filter_map(|p| p.dense.as_deref().map(|v| (p.iid, v)))
-            .collect();
-        if index.insert(&points).is_err() {
-            failed.push(Retriever::Dense);
-        }
+    for slot in state.live() {
+        slot.stale = slot.index.apply(puts).is_err();
     }
-    if let Some(index) = live(&mut state.sparse, &state.stale, Retriever::Sparse) {
-        let docs: Vec<(DocId, &[u32], &[f32])> = puts
-            .iter()
-            .filter_map(|p| {
-                p.sparse
-                    .as_ref()
-                    .map(|v| (p.iid, v.indices.as_slice(), v.values.as_slice()))
-            })
-            .collect();
-        if index.insert(&docs).is_err() {
-            failed.push(Retriever::Sparse);
-        }
-    }
-    if let Some(index) = live(&mut state.text, &state.stale, Retriever::Bm25) {
-        let docs: Vec<(DocId, &str)> = puts.iter().map(|p| (p.iid, p.record.text.as_str())).collect();
-        match index.add(&docs) {
-            Ok(()) => state.text_pending = true,
-            Err(_) => failed.push(Retriever::Bm25),
-        }
-    }
-    state.stale.extend(failed);
 }
 
-/// Removes documents from every index; the text index commits as in [`insert`].
+/// Removes documents from every index, which commit as in [`insert`].
 pub(crate) fn remove(state: &mut State, iids: &[DocId]) {
-    for iid in iids {
+    for &iid in iids {
         state.metadata.remove(iid);
     }
-    if let Some(index) = live(&mut state.dense, &state.stale, Retriever::Dense) {
-        index.remove(iids);
-    }
-    if let Some(index) = live(&mut state.sparse, &state.stale, Retriever::Sparse) {
-        index.remove(iids);
-    }
-    if let Some(index) = live(&mut state.text, &state.stale, Retriever::Bm25) {
-        index.remove(iids);
-        state.text_pending = true;
+    for slot in state.live() {
+        slot.stale = slot.index.remove(iids).is_err();
     }
 }
 
-/// The index unless it is absent or stale.
-fn live<'a, T>(index: &'a mut Option<T>, stale: &[Retriever], which: Retriever) -> Option<&'a mut T> {
-    index.as_mut().filter(|_| !stale.contains(&which))
+/// Commits the indexes' buffered writes. Call only once the store has flushed them.
+pub(crate) fn commit(state: &mut State) -> Result<()> {
+    let mut result = Ok(());
+    for slot in state.live().filter(|s| s.index.pending()) {
+        if let Err(e) = slot.index.commit() {
+            slot.stale = true;
+            result = Err(e);
+        }
+    }
+    result
 }
 
-/// Commits the text index's pending changes. Call only once the store has flushed them.
-pub(crate) fn commit_text(state: &mut State) -> Result<()> {
-    if state.stale.contains(&Retriever::Bm25) {
-        return Ok(()); // rebuilt on the next open
-    }
-    if let (Some(index), true) = (&mut state.text, state.text_pending)
-        && let Err(e) = index.commit()
-    {
-        state.stale.push(Retriever::Bm25);
-        return Err(e.into());
-    }
-    state.text_pending = false;
-    Ok(())
-}
-
-/// Saves every index, then records `seq` as the sequence each reflects (the text index must
-/// have no pending change: see [`commit_text`]).
+/// Saves every index, then records `seq` as the sequence each reflects (no index may hold
+/// uncommitted writes: see [`commit`]).
 pub(crate) fn save(dir: &Path, state: &State, seq: u64) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     // A stale index missed writes: its files and marker stay as they were, so the next open
     // catches it up from its old marker (or rebuilds it once the log no longer reaches back).
-    let fresh = |which| !state.stale.contains(&which);
-    if let Some(index) = state.dense.as_ref().filter(|_| fresh(Retriever::Dense)) {
-        index.save(&dir.join(DENSE))?;
-        write_marker(dir, DENSE, seq)?;
-    }
-    if let Some(index) = state.sparse.as_ref().filter(|_| fresh(Retriever::Sparse)) {
-        index.save(&dir.join(SPARSE))?;
-        write_marker(dir, SPARSE, seq)?;
-    }
-    if state.text.is_some() && fresh(Retriever::Bm25) {
-        // The text index commits on every write; only its marker moves here.
-        write_marker(dir, TEXT, seq)?;
+    for slot in state.retrievers.iter().filter(|s| !s.stale) {
+        slot.index.save(&dir.join(slot.kind.file))?;
+        write_marker(dir, slot.kind.file, seq)?;
     }
     Ok(())
 }

@@ -5,19 +5,44 @@ use std::sync::mpsc;
 
 use sieve_encoders::{EncodeOptions, SparseEncodeOptions, SparseVector};
 
-use crate::collection::{Collection, Progress};
 use crate::document::Document;
 use crate::error::{EngineError, Result};
+use crate::models::Models;
 
 /// Documents encoded per progress report.
 const CHUNK: usize = 256;
+
+/// Progress of a long write, passed to the callback of
+/// [`Collection::add_with_progress`](crate::Collection::add_with_progress).
+///
+/// ```no_run
+/// # let collection = sieve_engine::Collection::open("docs.sieve")?;
+/// use sieve_engine::{Document, Progress};
+///
+/// let docs = vec![Document::new("1", "first"), Document::new("2", "second")];
+/// let report = collection.add_with_progress(docs, &mut |p: Progress| {
+///     eprintln!("{}: {}/{}", p.stage, p.done, p.total); // dense, sparse, then store
+/// })?;
+/// println!("{} added", report.added);
+/// # Ok::<(), sieve_engine::EngineError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// What is running: `"dense"`, `"sparse"` (encoding) or `"store"`.
+    pub stage: &'static str,
+    /// Documents done in this stage.
+    pub done: usize,
+    /// Documents in this call.
+    pub total: usize,
+}
 
 /// Dense and sparse vectors for each document: the precomputed ones it carries, or the
 /// configured encoders' output. `None` where the collection has no such model.
 pub(crate) type Encoded = (Vec<Option<Vec<f32>>>, Vec<Option<SparseVector>>);
 
 pub(crate) fn encode(
-    collection: &Collection,
+    models: &Models,
+    batch_size: usize,
     docs: &[Document],
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Encoded> {
@@ -25,12 +50,12 @@ pub(crate) fn encode(
         let (sender, reports) = mpsc::channel();
         let dense_sender = sender.clone();
         let dense = scope.spawn(move || {
-            encode_dense(collection, docs, &|p| {
+            encode_dense(models, batch_size, docs, &|p| {
                 let _ = dense_sender.send(p);
             })
         });
         let sparse = scope.spawn(move || {
-            encode_sparse(collection, docs, &|p| {
+            encode_sparse(models, batch_size, docs, &|p| {
                 let _ = sender.send(p);
             })
         });
@@ -53,22 +78,22 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 }
 
 fn encode_dense(
-    collection: &Collection,
+    models: &Models,
+    batch_size: usize,
     docs: &[Document],
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let total = docs.len();
     let mut dense: Vec<Option<Vec<f32>>> = docs.iter().map(|d| d.dense.clone()).collect();
-    let Some(model) = &collection.models.dense else {
+    let Some(model) = &models.dense else {
         return Ok(dense);
     };
     let todo: Vec<usize> = (0..total).filter(|&i| dense[i].is_none()).collect();
-    let prompt_name = model.prompts().contains_key("document").then(|| "document".to_string());
     let options = EncodeOptions {
-        batch_size: collection.config().batch_size,
-        prompt_name,
-        show_progress_bar: false,
-        ..EncodeOptions::default()
+        batch_size,
+        // A Matryoshka cut leaves shorter vectors: scaled back to unit length.
+        normalize_embeddings: model.truncate_dim().is_some(),
+        ..model.options_for("document")
     };
     let report = |done| {
         progress(Progress {
@@ -91,22 +116,20 @@ fn encode_dense(
 }
 
 fn encode_sparse(
-    collection: &Collection,
+    models: &Models,
+    batch_size: usize,
     docs: &[Document],
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<Option<SparseVector>>> {
     let total = docs.len();
     let mut sparse: Vec<Option<SparseVector>> = docs.iter().map(|d| d.sparse.clone()).collect();
-    let Some(model) = &collection.models.sparse else {
+    let Some(model) = &models.sparse else {
         return Ok(sparse);
     };
     let todo: Vec<usize> = (0..total).filter(|&i| sparse[i].is_none()).collect();
-    let prompt_name = model.prompts().contains_key("document").then(|| "document".to_string());
     let options = SparseEncodeOptions {
-        batch_size: collection.config().batch_size,
-        prompt_name,
-        show_progress_bar: false,
-        ..SparseEncodeOptions::default()
+        batch_size,
+        ..model.options_for("document")
     };
     let report = |done| {
         progress(Progress {

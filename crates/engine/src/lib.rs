@@ -16,8 +16,7 @@
 //! | metadata filters | [`filter`] |
 //! | fusing retrievers | [`fusion`] |
 //! | the rerank stage | [`rerank`] |
-//! | key-value storage (sled) | [`storage`] |
-//!
+//! //!
 //! ```no_run
 //! use sieve_engine::{Collection, CollectionConfig, Document, Filter};
 //! use serde_json::json;
@@ -45,9 +44,12 @@ pub mod filter;
 pub mod fusion;
 mod indexes;
 mod ingest;
+mod metadata;
+mod models;
 pub mod rerank;
+mod retrievers;
 pub mod search;
-pub mod storage;
+mod storage;
 mod store;
 
 pub use collection::{Collection, Info, Progress, StoredVectors, WriteReport};

@@ -6,21 +6,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{EngineError, Result};
 
 /// Writes applied together: all or none survive a crash.
-///
-/// ```
-/// use sieve_engine::storage::{SledStorage, Storage, WriteBatch};
-///
-/// let dir = std::env::temp_dir().join(format!("sieve-doc-batch-{}", std::process::id()));
-/// let storage = SledStorage::open(&dir)?;
-/// let mut batch = WriteBatch::default();
-/// batch.put("doc/1", "first");
-/// batch.delete("doc/0");
-/// storage.apply(batch)?;
-/// assert_eq!(storage.get(b"doc/1")?, Some(b"first".to_vec()));
-/// # drop(storage);
-/// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), sieve_engine::EngineError>(())
-/// ```
 #[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -36,30 +21,12 @@ impl WriteBatch {
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
         self.ops.push((key.into(), None));
     }
-
-    /// Whether the batch holds no operation.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
 }
 
 /// Entries of a prefix scan, in key order.
 pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
 
 /// An ordered key-value store with atomic batches.
-///
-/// ```
-/// use sieve_engine::storage::{SledStorage, Storage};
-///
-/// // Code written against the trait: the keys under a prefix, in order.
-/// fn keys(storage: &dyn Storage, prefix: &[u8]) -> sieve_engine::Result<Vec<Vec<u8>>> {
-///     storage.scan_prefix(prefix).map(|entry| entry.map(|(key, _)| key)).collect()
-/// }
-/// let dir = std::env::temp_dir().join(format!("sieve-doc-storage-{}", std::process::id()));
-/// assert!(keys(&SledStorage::open(&dir)?, b"doc/")?.is_empty());
-/// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), sieve_engine::EngineError>(())
-/// ```
 pub trait Storage: Send + Sync {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -69,23 +36,9 @@ pub trait Storage: Send + Sync {
     fn apply(&self, batch: WriteBatch) -> Result<()>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
-    /// Bytes used on disk.
-    fn size_on_disk(&self) -> Result<u64>;
 }
 
 /// [`Storage`] on a sled database.
-///
-/// ```
-/// use sieve_engine::storage::{SledStorage, Storage};
-///
-/// let dir = std::env::temp_dir().join(format!("sieve-doc-sled-{}", std::process::id()));
-/// let storage = SledStorage::open(&dir)?;
-/// storage.flush()?;
-/// println!("{} bytes on disk", storage.size_on_disk()?);
-/// # drop(storage);
-/// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), sieve_engine::EngineError>(())
-/// ```
 pub struct SledStorage {
     db: sled::Db,
     path: PathBuf,
@@ -156,10 +109,6 @@ impl Storage for SledStorage {
         // file it keeps, then the folders (new snapshot and blob files are directory entries).
         sync_tree(&self.path).map_err(|e| EngineError::io(&self.path, e))
     }
-
-    fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(|e| self.err(e))
-    }
 }
 
 /// `fsync`s the files in `dir` and its subfolders, then the folders themselves.
@@ -179,4 +128,34 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_applies_puts_and_deletes_and_survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("sieve-sled-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let storage = SledStorage::open(&dir).unwrap();
+            let mut batch = WriteBatch::default();
+            batch.put("doc/0", "zeroth");
+            batch.put("doc/1", "first");
+            storage.apply(batch).unwrap();
+            let mut batch = WriteBatch::default();
+            batch.delete("doc/0");
+            batch.put("doc/2", "second");
+            storage.apply(batch).unwrap();
+            storage.flush().unwrap();
+        }
+        let storage = SledStorage::open(&dir).unwrap();
+        assert_eq!(storage.get(b"doc/0").unwrap(), None);
+        assert_eq!(storage.get(b"doc/1").unwrap(), Some(b"first".to_vec()));
+        let keys: Vec<Vec<u8>> = storage.scan_prefix(b"doc/").map(|e| e.unwrap().0).collect();
+        assert_eq!(keys, [b"doc/1".to_vec(), b"doc/2".to_vec()]);
+        drop(storage);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

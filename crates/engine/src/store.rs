@@ -25,11 +25,13 @@ use sieve_encoders::{Dtype, SparseVector};
 use sieve_index::Metric;
 
 use crate::config::CollectionConfig;
+use crate::document::Document;
 use crate::error::{EngineError, Result};
 use crate::storage::{Storage, WriteBatch};
 
-/// Version of the key layout and record formats.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// Version of the key layout and record formats. 2 added `CollectionConfig::truncate_dim`;
+/// a version 1 schema still opens (see [`Store::schema`]).
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA: &[u8] = b"m:schema";
 const SEQ: &[u8] = b"m:seq";
@@ -55,13 +57,63 @@ pub(crate) struct Schema {
     pub dtype: Dtype,
 }
 
-/// [`Schema`] as written before it recorded the precision (always f32 then).
+/// [`Schema`] as version 1 wrote it: the configuration without `truncate_dim`, and before
+/// that also without the precision (always f32 then).
 #[derive(Deserialize)]
-struct SchemaWithoutDtype {
+#[cfg_attr(test, derive(Serialize, Clone))]
+struct SchemaV1 {
     version: u32,
-    config: CollectionConfig,
+    config: ConfigV1,
     dense: Option<(usize, Metric)>,
     sparse_dim: Option<u32>,
+    dtype: Dtype,
+}
+
+/// The first version 1 layout, without the precision.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize, Clone))]
+struct SchemaV1WithoutDtype {
+    version: u32,
+    config: ConfigV1,
+    dense: Option<(usize, Metric)>,
+    sparse_dim: Option<u32>,
+}
+
+/// [`CollectionConfig`] in version 1.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize, Clone))]
+struct ConfigV1 {
+    dense: Option<String>,
+    sparse: Option<String>,
+    text: bool,
+    reranker: Option<String>,
+    hnsw: sieve_index::HnswParams,
+    text_index: sieve_index::TextIndexConfig,
+    batch_size: usize,
+    durability: crate::config::Durability,
+}
+
+impl From<SchemaV1> for Schema {
+    fn from(old: SchemaV1) -> Schema {
+        let c = old.config;
+        Schema {
+            version: old.version,
+            config: CollectionConfig {
+                dense: c.dense,
+                sparse: c.sparse,
+                text: c.text,
+                reranker: c.reranker,
+                hnsw: c.hnsw,
+                text_index: c.text_index,
+                batch_size: c.batch_size,
+                durability: c.durability,
+                ..CollectionConfig::default()
+            },
+            dense: old.dense,
+            sparse_dim: old.sparse_dim,
+            dtype: old.dtype,
+        }
+    }
 }
 
 /// A stored document without its vectors.
@@ -76,6 +128,18 @@ pub(crate) struct DocRecord {
 impl DocRecord {
     pub fn metadata(&self) -> Value {
         serde_json::from_str(&self.metadata).unwrap_or(Value::Null)
+    }
+
+    /// The document as users see it (without vectors).
+    pub fn into_document(self) -> Document {
+        let metadata = self.metadata();
+        Document {
+            id: self.id,
+            text: self.text,
+            metadata,
+            dense: None,
+            sparse: None,
+        }
     }
 }
 
@@ -130,25 +194,29 @@ impl Store {
         let version: u32 = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
             .map(|(v, _)| v)
             .map_err(|e| self.damaged(format!("schema: {e}")))?;
-        if version != SCHEMA_VERSION {
-            return Err(EngineError::SchemaVersion {
-                path: self.path.clone(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        match self.decode::<Schema>(&bytes, "schema") {
-            Ok(schema) => Ok(Some(schema)),
-            Err(e) => match self.decode::<SchemaWithoutDtype>(&bytes, "schema") {
-                Ok(old) => Ok(Some(Schema {
-                    version: old.version,
-                    config: old.config,
-                    dense: old.dense,
-                    sparse_dim: old.sparse_dim,
-                    dtype: Dtype::F32,
-                })),
-                Err(_) => Err(e),
+        match version {
+            SCHEMA_VERSION => self.decode::<Schema>(&bytes, "schema").map(Some),
+            1 => match self.decode::<SchemaV1>(&bytes, "schema") {
+                Ok(old) => Ok(Some(old.into())),
+                Err(e) => match self.decode::<SchemaV1WithoutDtype>(&bytes, "schema") {
+                    Ok(old) => Ok(Some(
+                        SchemaV1 {
+                            version: old.version,
+                            config: old.config,
+                            dense: old.dense,
+                            sparse_dim: old.sparse_dim,
+                            dtype: Dtype::F32,
+                        }
+                        .into(),
+                    )),
+                    Err(_) => Err(e),
+                },
             },
+            found => Err(EngineError::SchemaVersion {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
         }
     }
 
@@ -321,41 +389,66 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Durability;
     use crate::storage::SledStorage;
 
-    /// A schema written before the precision was recorded reads back as f32.
     #[test]
-    fn a_schema_without_dtype_reads_as_f32() {
-        #[derive(Serialize)]
-        struct Old {
-            version: u32,
-            config: CollectionConfig,
-            dense: Option<(usize, Metric)>,
-            sparse_dim: Option<u32>,
-        }
-        let dir = std::env::temp_dir().join(format!("sieve-schema-{}", std::process::id()));
+    fn version_1_schemas_still_open_and_newer_ones_are_named() {
+        let dir = std::env::temp_dir().join(format!("sieve-schema-v1-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::new(Box::new(SledStorage::open(&dir).unwrap()), &dir);
-        let old = Old {
-            version: SCHEMA_VERSION,
-            config: CollectionConfig::default(),
-            dense: Some((384, Metric::Cosine)),
+        let put = |bytes: Vec<u8>| {
+            let mut batch = WriteBatch::default();
+            batch.put(SCHEMA, bytes);
+            store.storage.apply(batch).unwrap();
+        };
+        let config = ConfigV1 {
+            dense: Some("some/model".into()),
+            sparse: None,
+            text: true,
+            reranker: None,
+            hnsw: sieve_index::HnswParams::default(),
+            text_index: sieve_index::TextIndexConfig::default(),
+            batch_size: 8,
+            durability: Durability::Buffered,
+        };
+        let dense = Some((384, Metric::Cosine));
+        let with_dtype = SchemaV1 {
+            version: 1,
+            config: config.clone(),
+            dense,
+            sparse_dim: None,
+            dtype: Dtype::Int8,
+        };
+        let without_dtype = SchemaV1WithoutDtype {
+            version: 1,
+            config,
+            dense,
             sparse_dim: Some(30522),
         };
-        let mut batch = WriteBatch::default();
-        batch.put(SCHEMA, bin(&old));
-        store.storage.apply(batch).unwrap();
-        let schema = store.schema().unwrap().unwrap();
-        assert_eq!(schema.dtype, Dtype::F32);
-        assert_eq!(schema.dense, Some((384, Metric::Cosine)));
-
-        let new = Schema {
-            dtype: Dtype::Int8,
-            ..schema
-        };
-        store.write_schema(&new).unwrap();
-        assert_eq!(store.schema().unwrap().unwrap().dtype, Dtype::Int8);
+        for (bytes, dtype) in [(bin(&with_dtype), Dtype::Int8), (bin(&without_dtype), Dtype::F32)] {
+            put(bytes);
+            let schema = store.schema().unwrap().unwrap();
+            assert_eq!((schema.dtype, schema.dense), (dtype, dense));
+            assert_eq!(schema.config.dense.as_deref(), Some("some/model"));
+            assert_eq!(
+                (schema.config.batch_size, schema.config.durability),
+                (8, Durability::Buffered)
+            );
+            assert_eq!(schema.config.truncate_dim, None);
+        }
+        // The current layout round-trips; a newer version is named, not called damage.
+        let mut current: Schema = with_dtype.into();
+        current.version = SCHEMA_VERSION;
+        current.config.truncate_dim = Some(128);
+        store.write_schema(&current).unwrap();
+        assert_eq!(store.schema().unwrap().unwrap().config.truncate_dim, Some(128));
+        put(bin(&(SCHEMA_VERSION + 1)));
+        assert!(matches!(
+            store.schema(),
+            Err(EngineError::SchemaVersion { found: 3, .. })
+        ));
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

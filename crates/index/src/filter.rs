@@ -4,13 +4,13 @@
 //! they search (not afterwards), so a filtered search still returns `k` hits whenever `k`
 //! allowed documents exist.
 
-pub use roaring::RoaringBitmap;
+use roaring::RoaringBitmap;
 
 /// The ids a filtered search may return. `None` in a `search` call means "every id".
 pub type AllowSet = RoaringBitmap;
 
 /// Whether `id` passes an optional filter.
 #[inline]
-pub fn allowed(filter: Option<&AllowSet>, id: crate::DocId) -> bool {
+pub(crate) fn allowed(filter: Option<&AllowSet>, id: crate::DocId) -> bool {
     filter.is_none_or(|set| set.contains(id))
 }

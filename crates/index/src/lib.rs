@@ -39,7 +39,7 @@ mod vectors;
 
 pub use dense::{DenseIndex, SearchParams};
 pub use error::{IndexError, Result};
-pub use filter::{AllowSet, RoaringBitmap, allowed};
+pub use filter::AllowSet;
 pub use flat::FlatIndex;
 pub use hit::{DocId, Hit, TopK};
 pub use hnsw::{HnswIndex, HnswParams};

@@ -78,6 +78,10 @@ pub struct SearchOptions {
     /// on their own, instead of folding them into that hit.
     #[arg(long)]
     keep_duplicates: bool,
+    /// Diversify the hits (maximal marginal relevance, 0 to 1): higher values push hits that
+    /// say what a hit above says further down. Needs a dense model.
+    #[arg(long, value_name = "D")]
+    diversity: Option<f32>,
 }
 
 /// `--mode`.
@@ -174,6 +178,9 @@ impl SearchOptions {
         }
         if self.keep_duplicates {
             search = search.keep_duplicates();
+        }
+        if let Some(diversity) = self.diversity {
+            search = search.diversity(diversity);
         }
         Ok(search)
     }
