@@ -5,7 +5,8 @@
 //! the way SQLite brings SQL into an app.
 //!
 //! This facade re-exports the public API of the workspace crates:
-//! [`encoders`] (models), [`index`] (retrievers) and [`engine`] (the collection).
+//! [`encoders`] (models, and [`encoders::util`]: `semantic_search`, `paraphrase_mining`,
+//! `community_detection`), [`index`] (retrievers) and [`engine`] (the collection).
 //!
 //! ```no_run
 //! use sieve::SentenceTransformer;
