@@ -6,7 +6,9 @@
 //!
 //! This facade re-exports the public API of the workspace crates: [`encoders`] (models),
 //! [`index`] (retrievers) and [`engine`] (the collection), with the types most programs use
-//! at the root ([`Collection`], [`SentenceTransformer`], [`CrossEncoder`], [`SparseEncoder`], ...).
+//! at the root ([`Collection`], [`SentenceTransformer`], [`CrossEncoder`], [`SparseEncoder`], ...)
+//! and sentence-transformers' [`util`] (`semantic_search`, `paraphrase_mining`,
+//! `community_detection`).
 //!
 //! ```no_run
 //! use sieve::SentenceTransformer;
@@ -25,6 +27,7 @@ pub use sieve_encoders::{
     PredictOptions, QuantizedEmbeddings, RankHit, RankOptions, ScoreActivation, SentenceTransformer, SimilarityFn,
     SparseEmbeddings, SparseEncodeOptions, SparseEncoder, SparseVector, Sparsity,
 };
+pub use sieve_encoders::util;
 pub use sieve_engine as engine;
 pub use sieve_engine::{
     Collection, CollectionConfig, Document, Durability, EngineError, Filter, Fusion, Info, Progress, Rerank, Retriever,

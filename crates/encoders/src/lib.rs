@@ -7,6 +7,7 @@
 //! - [`CrossEncoder`] — (query, text) → score, [`rank`](CrossEncoder::rank).
 //! - [`SparseEncoder`] — text → SPLADE sparse vector over the vocabulary.
 //! - [`quantization`] — `quantize_embeddings` to int8 / uint8 / binary, Hamming and int8 dot.
+//! - [`util`] — `semantic_search`, `paraphrase_mining` and `community_detection` over embeddings.
 //!
 //! Models load by hub id through the local Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`,
 //! `HF_HUB_OFFLINE` are honoured) or from a folder, reading the sentence-transformers files
@@ -41,6 +42,7 @@ mod similarity;
 mod sparse_encoder;
 mod tokenizer;
 mod transformer;
+pub mod util;
 
 pub use config::PoolingMode;
 pub use cross_encoder::{CrossEncoder, PredictOptions, RankHit, RankOptions, ScoreActivation};
