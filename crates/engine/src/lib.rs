@@ -13,7 +13,7 @@
 //! | near-duplicate texts | [`duplicates`] |
 //! | evaluation (nDCG, recall, MRR) | [`eval`] |
 //! | the query builder and hits | [`search`] |
-//! | metadata filters | [`filter`] |
+//! | metadata filters and their expression language | [`filter`] |
 //! | fusing retrievers | [`fusion`] |
 //! | the rerank stage | [`rerank`] |
 //! | key-value storage (sled) | [`storage`] |
@@ -54,7 +54,7 @@ pub use collection::{Collection, Info, Progress, StoredVectors, WriteReport};
 pub use config::{CollectionConfig, DEFAULT_DENSE_MODEL, DEFAULT_RERANKER, DEFAULT_SPARSE_MODEL, Durability};
 pub use document::Document;
 pub use error::{EngineError, Result};
-pub use filter::Filter;
+pub use filter::{Filter, ParseFilterError};
 pub use fusion::{Fusion, fuse};
 pub use rerank::{Rerank, Reranked};
 pub use search::{Retriever, Scored, Search, SearchHit};

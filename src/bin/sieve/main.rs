@@ -8,7 +8,6 @@ mod chunk;
 mod encode;
 mod eval;
 mod extract;
-mod filter;
 mod import_beir;
 mod index;
 mod info;
