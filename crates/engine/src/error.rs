@@ -123,6 +123,61 @@ pub enum EngineError {
     /// A search asked for a retriever the collection was not configured with.
     #[error("the collection has no {0} retriever configured")]
     RetrieverMissing(&'static str),
+    /// A glob given to [`SyncOptions`](crate::SyncOptions) is malformed.
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A folder or file given to a sync does not exist or cannot be read; nothing was written.
+    #[error("cannot index {path}: {source}")]
+    CannotIndex {
+        /// The path as given.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file given to a sync has no file name to store it under (`..`, or not UTF-8).
+    #[error("{path}: not a file name")]
+    NotAFileName {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// Two different files given to one sync would be stored under the same name; sync them
+    /// into separate collections.
+    #[error("{first} and {second} would both be indexed as {name:?}: index them into separate collections")]
+    NameClash {
+        /// The file found first.
+        first: PathBuf,
+        /// The other one.
+        second: PathBuf,
+        /// The name both have.
+        name: String,
+    },
+    /// A sync found no file it reads under its paths; nothing was written.
+    #[error(
+        "no indexable files ({}){} under {}: nothing indexed",
+        crate::documents::EXTENSIONS,
+        glob.as_ref().map(|g| format!(" matching {g:?}")).unwrap_or_default(),
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoIndexableFiles {
+        /// The paths given.
+        paths: Vec<PathBuf>,
+        /// The glob files had to match.
+        glob: Option<String>,
+    },
+    /// The tokenizer failed on a file's text; what the sync wrote before stays.
+    #[error("{path}: cannot tokenize: {reason}")]
+    Tokenize {
+        /// The file.
+        path: PathBuf,
+        /// The tokenizer's message.
+        reason: String,
+    },
 }
 
 /// Result alias for the engine.

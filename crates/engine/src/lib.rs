@@ -10,10 +10,11 @@
 //! | the collection and its writes | [`collection`] |
 //! | which models and indexes | [`config`] |
 //! | documents | [`document`] |
+//! | files on disk: scanning, text extraction, chunking, syncing a folder | [`documents`] |
 //! | near-duplicate texts | [`duplicates`] |
 //! | evaluation (nDCG, recall, MRR) | [`eval`] |
 //! | the query builder and hits | [`search`] |
-//! | metadata filters | [`filter`] |
+//! | metadata filters and their expression language | [`filter`] |
 //! | fusing retrievers | [`fusion`] |
 //! | the rerank stage | [`rerank`] |
 //! //!
@@ -35,6 +36,7 @@
 pub mod collection;
 pub mod config;
 pub mod document;
+pub mod documents;
 pub mod duplicates;
 mod error;
 pub mod eval;
@@ -55,8 +57,12 @@ mod store;
 pub use collection::{Collection, Info, Progress, StoredVectors, WriteReport};
 pub use config::{CollectionConfig, DEFAULT_DENSE_MODEL, DEFAULT_RERANKER, DEFAULT_SPARSE_MODEL, Durability};
 pub use document::Document;
+pub use documents::{
+    ChunkCounts, DuplicateFile, FileCounts, FileSet, SkipReason, Skipped, SourceFile, SyncEvent, SyncOptions,
+    SyncReport,
+};
 pub use error::{EngineError, Result};
-pub use filter::Filter;
+pub use filter::{Filter, ParseFilterError};
 pub use fusion::{Fusion, fuse};
 pub use rerank::{Rerank, Reranked};
 pub use search::{Retriever, Scored, Search, SearchHit};

@@ -4,11 +4,8 @@
 
 #[macro_use]
 mod output;
-mod chunk;
 mod encode;
 mod eval;
-mod extract;
-mod filter;
 mod import_beir;
 mod index;
 mod info;

@@ -71,6 +71,11 @@ pub struct WriteProgress {
     bar: ProgressBar,
     stages: u64,
     offset: u64,
+    /// The batch being written: where it starts on the bar, its documents, and how many each
+    /// encoder (dense, sparse) has done.
+    base: u64,
+    batch: u64,
+    done: [u64; 2],
 }
 
 impl WriteProgress {
@@ -81,6 +86,9 @@ impl WriteProgress {
             bar: out.bar(documents as u64 * stages, "encoding"),
             stages,
             offset: 0,
+            base: 0,
+            batch: 0,
+            done: [0; 2],
         }
     }
 
@@ -89,23 +97,31 @@ impl WriteProgress {
         self.bar.inc_length(batch as u64 * self.stages);
     }
 
+    /// Starts one write of `batch` documents; [`WriteProgress::update`] then follows it.
+    pub fn start(&mut self, batch: usize) {
+        self.base = self.offset;
+        self.batch = batch as u64;
+        self.done = [0; 2];
+        self.offset += batch as u64 * self.stages;
+    }
+
+    /// Progress of the write started last.
+    pub fn update(&mut self, p: Progress) {
+        // Dense and sparse encode side by side: the bar shows their sum.
+        match p.stage {
+            "dense" => self.done[0] = p.done as u64,
+            "sparse" => self.done[1] = p.done as u64,
+            _ => self.done = [p.total as u64; 2],
+        }
+        self.bar.set_message(p.stage);
+        self.bar
+            .set_position(self.base + (self.done[0] + self.done[1]).min(self.batch * self.stages));
+    }
+
     /// The callback for one write of `batch` documents.
     pub fn callback(&mut self, batch: usize) -> impl FnMut(Progress) + '_ {
-        let base = self.offset;
-        let stages = self.stages;
-        let bar = self.bar.clone();
-        self.offset += batch as u64 * stages;
-        // Dense and sparse encode side by side: the bar shows their sum.
-        let mut done = [0u64; 2];
-        move |p: Progress| {
-            match p.stage {
-                "dense" => done[0] = p.done as u64,
-                "sparse" => done[1] = p.done as u64,
-                _ => done = [p.total as u64; 2],
-            }
-            bar.set_message(p.stage);
-            bar.set_position(base + (done[0] + done[1]).min(batch as u64 * stages));
-        }
+        self.start(batch);
+        move |p: Progress| self.update(p)
     }
 
     /// Removes the bar.

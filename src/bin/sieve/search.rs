@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use sieve::engine::{Fusion, Rerank, Search, SearchHit};
 
 use crate::output::{Output, print_json, snippet};
-use crate::{Error, Result, filter, open_collection};
+use crate::{Error, Result, open_collection};
 
 /// Search a collection: rank, score, path:chunk (or id) and a snippet per hit.
 ///
@@ -149,7 +149,8 @@ impl SearchOptions {
         self.filter
             .as_deref()
             .map(|expr| {
-                filter::parse(expr).map_err(|e| Error::msg(format!("invalid --filter {:?} {e}", shortened(expr))))
+                expr.parse()
+                    .map_err(|e| Error::msg(format!("invalid --filter {:?} {e}", shortened(expr))))
             })
             .transpose()
     }

@@ -1,39 +1,30 @@
-//! The `--filter` expression language, parsed into a [`sieve::engine::Filter`].
-//!
-//! ```text
-//! expr      := and ("or" and)*
-//! and       := unary ("and" unary)*
-//! unary     := "not" unary | "(" expr ")" | condition
-//! condition := "exists" FIELD
-//!            | FIELD ("=" | "==" | "!=") VALUE
-//!            | FIELD ("<" | "<=" | ">" | ">=") NUMBER
-//!            | FIELD "in" "(" VALUE ("," VALUE)* ")"
-//! FIELD     := a bare word (dotted for nested keys: source.kind) or a quoted string
-//! VALUE     := a number, true, false, null, a bare word, or a "quoted" / 'quoted' string
-//! ```
-//!
-//! Keywords are case-insensitive; `and` binds tighter than `or`. A bare number also matches the
-//! same digits stored as a string (`year=2021` matches `2021` and `"2021"`); quote it to match
-//! the string only.
+//! The filter expression language: a lexer and a recursive-descent parser with a nesting bound,
+//! behind [`Filter::from_str`](std::str::FromStr::from_str). The grammar is in the
+//! [`filter`](crate::filter) module's documentation.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde_json::Value;
-use sieve::engine::Filter;
 
-/// Where and why an expression is malformed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParseError {
+use super::Filter;
+
+/// Where and why a filter expression is malformed.
+///
+/// ```
+/// use sieve_engine::{Filter, ParseFilterError};
+///
+/// let err = "chunk >= and".parse::<Filter>().unwrap_err();
+/// assert_eq!(err.position, 10);
+/// assert_eq!(err.to_string(), "at position 10: expected a number after `>=`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at position {position}: {message}")]
+pub struct ParseFilterError {
     /// 1-based character position (one past the end for "unexpected end").
     pub position: usize,
     /// What was expected or found.
     pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at position {}: {}", self.position, self.message)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +56,28 @@ impl fmt::Display for Tok {
 /// per level, so an unbounded depth would overflow the stack on hostile input.
 pub const MAX_DEPTH: usize = 64;
 
-/// Parses a filter expression.
-pub fn parse(expr: &str) -> Result<Filter, ParseError> {
+impl FromStr for Filter {
+    type Err = ParseFilterError;
+
+    /// Parses a filter expression (the grammar is in [`filter`](crate::filter)).
+    ///
+    /// ```
+    /// use sieve_engine::Filter;
+    /// use serde_json::json;
+    ///
+    /// let recent: Filter = "year >= 2020 and (lang = en or lang = 'de')".parse()?;
+    /// assert!(recent.matches(&json!({"year": 2023, "lang": "de"})));
+    /// assert!(!recent.matches(&json!({"year": 2019, "lang": "en"})));
+    /// // A bare number also matches its digits stored as a string.
+    /// assert!("year = 2021".parse::<Filter>()?.matches(&json!({"year": "2021"})));
+    /// # Ok::<(), sieve_engine::ParseFilterError>(())
+    /// ```
+    fn from_str(expr: &str) -> Result<Filter, ParseFilterError> {
+        parse(expr)
+    }
+}
+
+fn parse(expr: &str) -> Result<Filter, ParseFilterError> {
     let tokens = lex(expr)?;
     let mut parser = Parser {
         tokens,
@@ -84,7 +95,7 @@ pub fn parse(expr: &str) -> Result<Filter, ParseError> {
     }
 }
 
-fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
+fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ParseFilterError> {
     let chars: Vec<char> = expr.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -107,7 +118,7 @@ fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             '>' if chars.get(i + 1) == Some(&'=') => (Tok::Op(">="), i + 2),
             '>' => (Tok::Op(">"), i + 1),
             '!' => {
-                return Err(ParseError {
+                return Err(ParseFilterError {
                     position: pos,
                     message: "`!` must be followed by `=` (use `not` to negate)".into(),
                 });
@@ -118,7 +129,7 @@ fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 loop {
                     match chars.get(j) {
                         None => {
-                            return Err(ParseError {
+                            return Err(ParseFilterError {
                                 position: pos,
                                 message: format!("unterminated string: no closing {c}"),
                             });
@@ -171,8 +182,8 @@ impl Parser {
         tok
     }
 
-    fn error(&self, message: impl Into<String>) -> ParseError {
-        ParseError {
+    fn error(&self, message: impl Into<String>) -> ParseFilterError {
+        ParseFilterError {
             position: self.tokens[self.at].1,
             message: message.into(),
         }
@@ -182,7 +193,7 @@ impl Parser {
         matches!(self.peek(), Tok::Word(w) if w.eq_ignore_ascii_case(word))
     }
 
-    fn or(&mut self) -> Result<Filter, ParseError> {
+    fn or(&mut self) -> Result<Filter, ParseFilterError> {
         let mut filter = self.and()?;
         while self.keyword("or") {
             self.next();
@@ -191,7 +202,7 @@ impl Parser {
         Ok(filter)
     }
 
-    fn and(&mut self) -> Result<Filter, ParseError> {
+    fn and(&mut self) -> Result<Filter, ParseFilterError> {
         let mut filter = self.unary()?;
         while self.keyword("and") {
             self.next();
@@ -200,7 +211,7 @@ impl Parser {
         Ok(filter)
     }
 
-    fn unary(&mut self) -> Result<Filter, ParseError> {
+    fn unary(&mut self) -> Result<Filter, ParseFilterError> {
         if self.keyword("not") {
             self.enter()?;
             self.next();
@@ -227,7 +238,7 @@ impl Parser {
     }
 
     /// One more level of nesting, refused past [`MAX_DEPTH`].
-    fn enter(&mut self) -> Result<(), ParseError> {
+    fn enter(&mut self) -> Result<(), ParseFilterError> {
         if self.depth == MAX_DEPTH {
             return Err(self.error(format!(
                 "the expression nests deeper than {MAX_DEPTH} levels of parentheses and `not`"
@@ -237,7 +248,7 @@ impl Parser {
         Ok(())
     }
 
-    fn field(&mut self, context: &str) -> Result<String, ParseError> {
+    fn field(&mut self, context: &str) -> Result<String, ParseFilterError> {
         match self.peek().clone() {
             Tok::Word(w) if !is_keyword(&w) => {
                 self.next();
@@ -251,7 +262,7 @@ impl Parser {
         }
     }
 
-    fn condition(&mut self) -> Result<Filter, ParseError> {
+    fn condition(&mut self) -> Result<Filter, ParseFilterError> {
         let field =
             self.field("(a condition is `field=value`, `field>=number`, `field in (a,b)` or `exists field`)")?;
         if self.keyword("in") {
@@ -289,7 +300,7 @@ impl Parser {
         }
     }
 
-    fn in_list(&mut self, field: String) -> Result<Filter, ParseError> {
+    fn in_list(&mut self, field: String) -> Result<Filter, ParseFilterError> {
         if self.peek() != &Tok::LParen {
             return Err(self.error(format!("expected `(` after `in`, found {}", self.peek())));
         }
@@ -315,7 +326,7 @@ impl Parser {
         Ok(Filter::In(field, values))
     }
 
-    fn value(&mut self, after: &str) -> Result<Parsed, ParseError> {
+    fn value(&mut self, after: &str) -> Result<Parsed, ParseFilterError> {
         match self.peek().clone() {
             Tok::Quoted(s) => {
                 self.next();
@@ -382,7 +393,7 @@ mod tests {
         parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))
     }
 
-    fn err(expr: &str) -> ParseError {
+    fn err(expr: &str) -> ParseFilterError {
         parse(expr).expect_err(expr)
     }
 

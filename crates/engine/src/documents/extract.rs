@@ -1,5 +1,5 @@
-//! Text out of the files `sieve index` reads: the searchable text, its blocks (paragraphs and
-//! headings, which the chunker packs) and a title.
+//! Text out of the files a sync reads: the searchable text, its blocks (paragraphs and
+//! headings, which the [`Chunker`](super::Chunker) packs) and a title.
 //!
 //! Plain text, Markdown and reStructuredText are indexed as they are (block offsets are byte
 //! offsets into the file); HTML goes through html5ever's tokenizer: entities decoded, `script`
@@ -13,8 +13,8 @@ use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::states::RawKind;
 use html5ever::tokenizer::{BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts};
 
-/// The file formats `sieve index` reads, by extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The file formats a sync reads, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// `.txt`: paragraphs separated by blank lines.
     Text,
@@ -26,11 +26,19 @@ pub enum Format {
     Html,
 }
 
-/// Extensions `sieve index` reads, for messages.
+/// The extensions a sync reads (see [`Format::of`]), for messages.
 pub const EXTENSIONS: &str = ".txt, .md, .markdown, .rst, .html, .htm";
 
 impl Format {
     /// The format of a file by its extension (case-insensitive); `None` for others.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use sieve_engine::documents::Format;
+    ///
+    /// assert_eq!(Format::of(Path::new("notes/Intro.MD")), Some(Format::Markdown));
+    /// assert_eq!(Format::of(Path::new("scan.pdf")), None);
+    /// ```
     pub fn of(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
@@ -66,6 +74,15 @@ pub struct Extracted {
 }
 
 /// Extracts the text of a file's contents.
+///
+/// ```
+/// use sieve_engine::documents::{Format, extract};
+///
+/// let page = extract(Format::Html, "<title>Tea</title><h1>Brewing</h1><p>Steep for 3&nbsp;minutes.</p>");
+/// assert_eq!(page.title.as_deref(), Some("Tea"));
+/// assert_eq!(page.text, "Brewing\n\nSteep for 3 minutes.");
+/// assert!(page.blocks[0].heading && !page.blocks[1].heading);
+/// ```
 pub fn extract(format: Format, source: &str) -> Extracted {
     match format {
         Format::Html => html(source),

@@ -8,7 +8,9 @@
 //! at a boundary is whole in one of them. Without a dense model, whitespace-separated words
 //! stand in for tokens (200 per chunk, 25 overlapping).
 
-use crate::extract::Block;
+use sieve_encoders::{EncoderError, SentenceTransformer};
+
+use super::extract::Block;
 
 /// Token byte offsets of a text, `(start, end)` in order.
 pub type Tokenize<'a> = Box<dyn Fn(&str) -> Result<Vec<(usize, usize)>, String> + 'a>;
@@ -17,6 +19,16 @@ pub type Tokenize<'a> = Box<dyn Fn(&str) -> Result<Vec<(usize, usize)>, String> 
 pub const FALLBACK_WORDS: usize = 200;
 
 /// How chunks are measured and cut.
+///
+/// ```
+/// use sieve_engine::documents::{Chunker, Format, extract};
+///
+/// let note = extract(Format::Markdown, "# Tea\n\nSteep green tea briefly.\n\n# Coffee\n\nGrind just before brewing.");
+/// let chunks = Chunker::words().chunk(&note.text, &note.blocks)?;
+/// let texts: Vec<&str> = chunks.iter().map(|&(start, end)| &note.text[start..end]).collect();
+/// assert_eq!(texts, ["# Tea\n\nSteep green tea briefly.", "# Coffee\n\nGrind just before brewing."]);
+/// # Ok::<(), String>(())
+/// ```
 pub struct Chunker<'a> {
     tokenize: Tokenize<'a>,
     /// Most tokens in one chunk.
@@ -41,7 +53,42 @@ impl<'a> Chunker<'a> {
         Chunker::new(Box::new(|text| Ok(words(text))), FALLBACK_WORDS)
     }
 
-    /// The chunks of `text` (whose paragraphs are `blocks`) as byte ranges, in order.
+    /// Chunks the model reads whole: tokens counted with its tokenizer (a copy, without
+    /// truncation), at most its `max_seq_length` less the two special tokens and the document
+    /// prompt it prepends.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SentenceTransformer;
+    /// use sieve_engine::documents::Chunker;
+    ///
+    /// let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+    /// let chunker = Chunker::for_model(&model)?;
+    /// assert_eq!(chunker.budget, 254); // max_seq_length 256, less [CLS] and [SEP]
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn for_model(model: &SentenceTransformer) -> Result<Chunker<'static>, EncoderError> {
+        let tokenizer_error = |e: &dyn std::fmt::Display| EncoderError::Tokenizer(e.to_string());
+        let mut tokenizer = model.tokenizer().inner().clone();
+        tokenizer.with_truncation(None).map_err(|e| tokenizer_error(&e))?;
+        let prompt_tokens = match model.prompts().get("document") {
+            Some(prompt) => tokenizer
+                .encode(prompt.as_str(), false)
+                .map_err(|e| tokenizer_error(&e))?
+                .len(),
+            None => 0,
+        };
+        let budget = model.max_seq_length().saturating_sub(2 + prompt_tokens);
+        let tokenize = move |text: &str| {
+            tokenizer
+                .encode(text, false)
+                .map(|enc| enc.get_offsets().to_vec())
+                .map_err(|e| e.to_string())
+        };
+        Ok(Chunker::new(Box::new(tokenize), budget))
+    }
+
+    /// The chunks of `text` (whose paragraphs are `blocks`) as byte ranges, in order; an error
+    /// is the tokenizer's.
     pub fn chunk(&self, text: &str, blocks: &[Block]) -> Result<Vec<(usize, usize)>, String> {
         let tokens: Vec<(usize, usize)> = (self.tokenize)(text)?
             .into_iter()
@@ -72,6 +119,15 @@ pub struct Section {
 /// `blocks` of `text` gathered into sections of at most `max` bytes (from the first block's start
 /// to the last one's end); a block longer than `max` is cut at the last whitespace before each
 /// `max` bytes (or at a character boundary when it has none) into sections of its own.
+///
+/// ```
+/// use sieve_engine::documents::{Format, extract, sections};
+///
+/// let text = extract(Format::Text, "first paragraph\n\nsecond paragraph");
+/// let parts = sections(&text.text, &text.blocks, 20);
+/// assert_eq!(parts.len(), 2); // both together are longer than 20 bytes
+/// assert_eq!(&text.text[parts[1].range.clone()], "second paragraph");
+/// ```
 pub fn sections(text: &str, blocks: &[Block], max: usize) -> Vec<Section> {
     let max = max.max(1);
     let mut out: Vec<Section> = Vec::new();
@@ -130,7 +186,7 @@ pub fn sections(text: &str, blocks: &[Block], max: usize) -> Vec<Section> {
 }
 
 /// Byte offsets of whitespace-separated words.
-pub fn words(text: &str) -> Vec<(usize, usize)> {
+pub(crate) fn words(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
@@ -238,7 +294,7 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{Format, extract};
+    use crate::documents::{Format, extract};
 
     fn chunks_of(text: &str, format: Format, budget: usize) -> Vec<String> {
         let e = extract(format, text);

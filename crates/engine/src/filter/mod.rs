@@ -1,5 +1,36 @@
 //! Metadata filters: conditions on a document's JSON metadata, turned into the allow-set
-//! each retriever applies inside its search.
+//! each retriever applies inside its search. Build them with [`Filter`]'s constructors, or parse
+//! them from the expression language `sieve search --filter` reads:
+//!
+//! ```text
+//! expr      := and ("or" and)*
+//! and       := unary ("and" unary)*
+//! unary     := "not" unary | "(" expr ")" | condition
+//! condition := "exists" FIELD
+//!            | FIELD ("=" | "==" | "!=") VALUE
+//!            | FIELD ("<" | "<=" | ">" | ">=") NUMBER
+//!            | FIELD "in" "(" VALUE ("," VALUE)* ")"
+//! FIELD     := a bare word (dotted for nested keys: source.kind) or a quoted string
+//! VALUE     := a number, true, false, null, a bare word, or a "quoted" / 'quoted' string
+//! ```
+//!
+//! Keywords are case-insensitive; `and` binds tighter than `or`; parentheses and `not` nest at
+//! most [`MAX_DEPTH`] deep. A bare number also matches the same digits stored as a string
+//! (`year=2021` matches `2021` and `"2021"`); quote it to match the string only.
+//!
+//! ```
+//! use sieve_engine::Filter;
+//! use serde_json::json;
+//!
+//! let parsed: Filter = "lang = en and year >= 2020".parse()?;
+//! let built = Filter::eq("lang", "en").and(Filter::range("year").gte(2020.0));
+//! assert_eq!(parsed.matches(&json!({"lang": "en", "year": 2023})), built.matches(&json!({"lang": "en", "year": 2023})));
+//! # Ok::<(), sieve_engine::ParseFilterError>(())
+//! ```
+
+mod parse;
+
+pub use parse::{MAX_DEPTH, ParseFilterError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
