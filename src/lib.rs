@@ -22,12 +22,12 @@
 #![deny(missing_docs)]
 
 pub use sieve_encoders as encoders;
+pub use sieve_encoders::util;
 pub use sieve_encoders::{
     CrossEncoder, Device, Dtype, Embeddings, EncodeOptions, EncoderError, LoadOptions, ModelFiles, Precision,
     PredictOptions, QuantizedEmbeddings, RankHit, RankOptions, ScoreActivation, SentenceTransformer, SimilarityFn,
     SparseEmbeddings, SparseEncodeOptions, SparseEncoder, SparseVector, Sparsity,
 };
-pub use sieve_encoders::util;
 pub use sieve_engine as engine;
 pub use sieve_engine::{
     Collection, CollectionConfig, Document, Durability, EngineError, Filter, Fusion, Info, Progress, Rerank, Retriever,

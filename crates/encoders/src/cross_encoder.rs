@@ -1,7 +1,6 @@
 //! `CrossEncoder`: scores (query, text) pairs jointly — the reranker of two-stage retrieval.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::Value;
 

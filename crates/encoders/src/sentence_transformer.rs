@@ -1,7 +1,6 @@
 //! `SentenceTransformer`: texts to fixed-size dense embeddings (a bi-encoder).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use crate::config::{ModuleEntry, PoolingConfig, SentenceTransformersConfig, read_optional, role_prompt};
 use crate::device::LoadOptions;

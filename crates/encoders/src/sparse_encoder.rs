@@ -1,7 +1,6 @@
 //! `SparseEncoder`: SPLADE — texts to vocabulary-sized sparse vectors, compared by dot product.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use crate::config::{
     ModuleEntry, SentenceTransformersConfig, SpladePoolingConfig, read_json, read_optional, role_prompt,

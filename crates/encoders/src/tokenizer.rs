@@ -18,13 +18,15 @@ use crate::error::{EncoderError, Result};
 /// let model = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
 /// let batch = model.tokenizer().encode(&["Hello world!", "A longer second sentence."])?;
 /// assert_eq!(batch.batch, 2);
-/// let tokens: Vec<_> = batch.ids(0).iter().filter_map(|&id| model.tokenizer().inner().id_to_token(id)).collect();
+/// let tokens: Vec<_> = batch.ids(0).iter().filter_map(|&id| model.tokenizer().id_to_token(id)).collect();
 /// assert_eq!(tokens, ["[CLS]", "hello", "world", "!", "[SEP]"]);
 /// # Ok::<(), sieve_encoders::EncoderError>(())
 /// ```
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// `inner` without truncation, made on first use by [`Tokenizer::token_offsets`].
+    untruncated: std::sync::OnceLock<tokenizers::Tokenizer>,
     max_length: usize,
     pad_id: u32,
     do_lower_case: bool,
@@ -122,6 +124,7 @@ impl Tokenizer {
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         let tokenizer = Self {
             inner,
+            untruncated: std::sync::OnceLock::new(),
             max_length,
             pad_id,
             do_lower_case,
@@ -138,9 +141,52 @@ impl Tokenizer {
         self.max_length
     }
 
-    /// The underlying `tokenizers` tokenizer (vocabulary look-ups, decoding).
-    pub fn inner(&self) -> &tokenizers::Tokenizer {
+    pub(crate) fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+
+    /// The id of a vocabulary token, when the vocabulary has it.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SentenceTransformer;
+    /// let model = SentenceTransformer::from_pretrained("all-MiniLM-L6-v2")?;
+    /// assert_eq!(model.tokenizer().token_to_id("[CLS]"), Some(101));
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The vocabulary token of an id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Byte ranges of the tokens of `text` as it is, without special tokens and without
+    /// truncation: to count or cut a text in the model's own tokens (as chunking does).
+    ///
+    /// ```no_run
+    /// use sieve_encoders::SentenceTransformer;
+    /// let model = SentenceTransformer::from_pretrained("all-MiniLM-L6-v2")?;
+    /// let text = "Hello world!";
+    /// let pieces: Vec<&str> = model.tokenizer().token_offsets(text)?.iter().map(|&(s, e)| &text[s..e]).collect();
+    /// assert_eq!(pieces, ["Hello", "world", "!"]);
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn token_offsets(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let untruncated = match self.untruncated.get() {
+            Some(t) => t,
+            None => {
+                let mut t = self.inner.clone();
+                t.with_truncation(None)
+                    .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+                self.untruncated.get_or_init(|| t)
+            }
+        };
+        let encoding = untruncated
+            .encode(text, false)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_offsets().to_vec())
     }
 
     fn prepare(&self, text: &str) -> String {

@@ -67,23 +67,13 @@ impl<'a> Chunker<'a> {
     /// # Ok::<(), sieve_encoders::EncoderError>(())
     /// ```
     pub fn for_model(model: &SentenceTransformer) -> Result<Chunker<'static>, EncoderError> {
-        let tokenizer_error = |e: &dyn std::fmt::Display| EncoderError::Tokenizer(e.to_string());
-        let mut tokenizer = model.tokenizer().inner().clone();
-        tokenizer.with_truncation(None).map_err(|e| tokenizer_error(&e))?;
+        let tokenizer = model.tokenizer().clone();
         let prompt_tokens = match model.prompts().get("document") {
-            Some(prompt) => tokenizer
-                .encode(prompt.as_str(), false)
-                .map_err(|e| tokenizer_error(&e))?
-                .len(),
+            Some(prompt) => tokenizer.token_offsets(prompt)?.len(),
             None => 0,
         };
         let budget = model.max_seq_length().saturating_sub(2 + prompt_tokens);
-        let tokenize = move |text: &str| {
-            tokenizer
-                .encode(text, false)
-                .map(|enc| enc.get_offsets().to_vec())
-                .map_err(|e| e.to_string())
-        };
+        let tokenize = move |text: &str| tokenizer.token_offsets(text).map_err(|e| e.to_string());
         Ok(Chunker::new(Box::new(tokenize), budget))
     }
 
