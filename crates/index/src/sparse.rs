@@ -56,7 +56,7 @@ use std::path::Path;
 use crate::error::{IndexError, Result};
 use crate::filter::{AllowSet, allowed};
 use crate::hit::{DocId, Hit, TopK};
-use crate::persist;
+use crate::persist::{self, Reader, Writer};
 
 /// Postings per block; each block keeps its largest weight for block-max pruning.
 const BLOCK: usize = 64;
@@ -327,20 +327,16 @@ impl SparseIndex {
     /// ```
     pub fn save(&self, dir: &Path) -> Result<()> {
         persist::ensure_dir(dir)?;
-        let mut payload = Vec::with_capacity(12 + 8 * (self.len() + self.total_postings - self.dead_postings));
-        payload.extend_from_slice(&self.vocab_size.to_le_bytes());
-        payload.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        let mut payload = Writer::with_capacity(12 + 8 * (self.len() + self.total_postings - self.dead_postings));
+        payload.u32(self.vocab_size);
+        payload.u64(self.len() as u64);
         for doc in self.docs.iter().flatten() {
-            payload.extend_from_slice(&doc.id.to_le_bytes());
-            payload.extend_from_slice(&(doc.terms.len() as u32).to_le_bytes());
-            doc.terms
-                .iter()
-                .for_each(|t| payload.extend_from_slice(&t.to_le_bytes()));
-            doc.weights
-                .iter()
-                .for_each(|w| payload.extend_from_slice(&w.to_le_bytes()));
+            payload.u32(doc.id);
+            payload.u32(doc.terms.len() as u32);
+            payload.u32s(&doc.terms);
+            payload.f32s(&doc.weights);
         }
-        persist::write_checked(&dir.join(FILE), MAGIC, VERSION, &payload)
+        persist::write_checked(&dir.join(FILE), MAGIC, VERSION, &payload.into_bytes())
     }
 
     /// Reads an index written by [`save`](Self::save) from `dir`.
@@ -359,24 +355,16 @@ impl SparseIndex {
         let path = dir.join(FILE);
         let payload = persist::read_checked(&path, MAGIC, VERSION)?;
         let corrupt = |reason: String| IndexError::corrupt(&path, reason);
-        let mut reader = Reader { bytes: &payload };
-        let vocab_size = reader.u32().map_err(corrupt)?;
-        let count = reader.u64().map_err(corrupt)?;
+        let mut reader = Reader::new(&payload, &path);
+        let vocab_size = reader.u32()?;
+        let count = reader.u64()?;
         let mut index = SparseIndex::new(vocab_size);
         for n in 0..count {
-            let id = reader.u32().map_err(corrupt)?;
-            let nnz = reader.u32().map_err(corrupt)? as usize;
-            // Each term costs 8 bytes; checking that they are there bounds every allocation.
-            let terms = reader.take(nnz.saturating_mul(4)).map_err(corrupt)?;
-            let weights = reader.take(nnz.saturating_mul(4)).map_err(corrupt)?;
-            let terms: Vec<u32> = terms
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let weights: Vec<f32> = weights
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let id = reader.u32()?;
+            let nnz = reader.u32()? as usize;
+            // Each term costs 8 bytes; the reader checks they are there before allocating.
+            let terms = reader.u32s(nnz)?;
+            let weights = reader.f32s(nnz)?;
             let (terms, weights) = index
                 .validate(&|| format!("document {id} (entry {n})"), &terms, &weights)
                 .map_err(|e| corrupt(e.to_string()))?;
@@ -392,8 +380,8 @@ impl SparseIndex {
                 weights: weights.into(),
             });
         }
-        if !reader.bytes.is_empty() {
-            return Err(corrupt(format!("{} bytes after the last document", reader.bytes.len())));
+        if reader.remaining() != 0 {
+            return Err(corrupt(format!("{} bytes after the last document", reader.remaining())));
         }
         Ok(index)
     }
@@ -503,33 +491,6 @@ fn dot(a_terms: &[u32], a_weights: &[f32], b_terms: &[u32], b_weights: &[f32]) -
         }
     }
     sum
-}
-
-/// Little-endian reader over a payload whose every length is checked against what is left.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        if n > self.bytes.len() {
-            return Err(format!("truncated: {n} bytes wanted, {} left", self.bytes.len()));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> std::result::Result<u64, String> {
-        let lo = self.u32()? as u64;
-        let hi = self.u32()? as u64;
-        Ok(lo | (hi << 32))
-    }
 }
 
 /// Slots per window, at most: each window is planned (bounds, essential terms, strategy) on its own.
