@@ -40,7 +40,6 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Hub ids need `scripts/fetch-models` to have filled the Hugging Face cache.
-pub mod ann;
 pub mod scifact;
 
 /// A collection on the tiny fixture models (real model folders, random weights): dense +

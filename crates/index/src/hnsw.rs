@@ -138,6 +138,23 @@ struct Manifest {
     graph: Option<[(u32, u64); 2]>,
 }
 
+impl Manifest {
+    fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let payload = persist::read_checked(&path, MANIFEST_MAGIC, VERSION)?;
+        let (manifest, _) = bincode::serde::decode_from_slice(&payload, bincode::config::standard())
+            .map_err(|e| IndexError::corrupt(&path, e.to_string()))?;
+        Ok(manifest)
+    }
+
+    /// Replaces the manifest atomically: this is the moment a save takes effect.
+    fn write(&self, dir: &Path) -> Result<()> {
+        let payload = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| IndexError::InvalidParameter(format!("cannot encode HNSW manifest: {e}")))?;
+        persist::write_checked(&dir.join(MANIFEST), MANIFEST_MAGIC, VERSION, &payload)
+    }
+}
+
 impl HnswIndex {
     /// An empty index of `dim`-dimensional vectors compared with `metric`; out-of-range
     /// `params` are [`IndexError::InvalidParameter`].
@@ -217,10 +234,7 @@ impl HnswIndex {
     /// # Ok::<(), sieve_index::IndexError>(())
     /// ```
     pub fn load(dir: &Path) -> Result<Self> {
-        let manifest_path = dir.join(MANIFEST);
-        let payload = persist::read_checked(&manifest_path, MANIFEST_MAGIC, VERSION)?;
-        let (manifest, _): (Manifest, usize) = bincode::serde::decode_from_slice(&payload, bincode::config::standard())
-            .map_err(|e| IndexError::corrupt(&manifest_path, e.to_string()))?;
+        let manifest = Manifest::read(dir)?;
         manifest.params.validate()?;
         let vectors_path = dir.join(vectors_file(manifest.generation));
         let payload = persist::read_checked(&vectors_path, VECTORS_MAGIC, VERSION)?;
@@ -357,9 +371,7 @@ impl DenseIndex for HnswIndex {
             generation,
             graph,
         };
-        let payload = bincode::serde::encode_to_vec(&manifest, bincode::config::standard())
-            .map_err(|e| IndexError::InvalidParameter(format!("cannot encode HNSW manifest: {e}")))?;
-        persist::write_checked(&dir.join(MANIFEST), MANIFEST_MAGIC, VERSION, &payload)?;
+        manifest.write(dir)?;
         remove_other_generations(dir, generation);
         Ok(())
     }
@@ -379,10 +391,7 @@ fn graph_files(generation: u64) -> [String; 2] {
 }
 
 fn read_generation(dir: &Path) -> Option<u64> {
-    let payload = persist::read_checked(&dir.join(MANIFEST), MANIFEST_MAGIC, VERSION).ok()?;
-    let (manifest, _): (Manifest, usize) =
-        bincode::serde::decode_from_slice(&payload, bincode::config::standard()).ok()?;
-    Some(manifest.generation)
+    Manifest::read(dir).ok().map(|m| m.generation)
 }
 
 fn remove_other_generations(dir: &Path, keep: u64) {
@@ -536,9 +545,7 @@ impl Graph {
         let mut out = [(0, 0); 2];
         for (slot, name) in out.iter_mut().zip(&files) {
             let path = dir.join(name);
-            fs::File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| IndexError::io(&path, e))?;
+            persist::sync_file(&path)?;
             *slot = file_crc(&path).ok_or_else(|| IndexError::corrupt(&path, "dump vanished after writing"))?;
         }
         persist::sync_dir(dir)?;

@@ -5,6 +5,7 @@
 //! refers to them; [`VectorStore::compacted`] drops dead slots when the graph is rebuilt.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use roaring::RoaringBitmap;
 
@@ -12,6 +13,7 @@ use crate::error::{IndexError, Result};
 use crate::filter::AllowSet;
 use crate::hit::{DocId, Hit, TopK};
 use crate::metric::{Metric, validate};
+use crate::persist::{Reader, Writer};
 
 /// Rows of one dimension and metric, stored as the metric compares them.
 #[derive(Debug, Clone)]
@@ -179,37 +181,33 @@ impl VectorStore {
     /// Serialises: `u32 dim`, `u8 metric`, `u64 slots`, slots × `u32 doc`, slots × `u8 live`,
     /// then `slots × dim` f32, all little endian.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13 + self.docs.len() * 5 + self.data.len() * 4);
-        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        out.push(metric_code(self.metric));
-        out.extend_from_slice(&(self.docs.len() as u64).to_le_bytes());
-        self.docs.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
-        (0..self.docs.len() as u32).for_each(|s| out.push(self.is_live(s) as u8));
-        self.data.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-        out
+        let mut out = Writer::with_capacity(13 + self.docs.len() * 5 + self.data.len() * 4);
+        out.u32(self.dim as u32);
+        out.u8(metric_code(self.metric));
+        out.u64(self.docs.len() as u64);
+        out.u32s(&self.docs);
+        (0..self.docs.len() as u32).for_each(|s| out.u8(self.is_live(s) as u8));
+        out.f32s(&self.data);
+        out.into_bytes()
     }
 
     /// Inverse of [`to_bytes`](Self::to_bytes); `path` names the file in errors.
-    pub(crate) fn from_bytes(bytes: &[u8], path: &std::path::Path) -> Result<Self> {
+    pub(crate) fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |reason: &str| IndexError::corrupt(path, reason.to_string());
-        let mut r = Reader { bytes, pos: 0 };
-        let dim = r.u32().ok_or_else(|| bad("missing dimension"))? as usize;
+        let mut r = Reader::new(bytes, path);
+        let dim = r.u32().map_err(|_| bad("missing dimension"))? as usize;
         let metric =
-            metric_from_code(r.u8().ok_or_else(|| bad("missing metric"))?).ok_or_else(|| bad("unknown metric"))?;
-        let slots = r.u64().ok_or_else(|| bad("missing slot count"))? as usize;
-        let expected = slots.checked_mul(5 + dim * 4).and_then(|n| n.checked_add(r.pos));
-        if dim == 0 || expected != Some(bytes.len()) {
+            metric_from_code(r.u8().map_err(|_| bad("missing metric"))?).ok_or_else(|| bad("unknown metric"))?;
+        let slots = r.u64().map_err(|_| bad("missing slot count"))? as usize;
+        if dim == 0 || slots.checked_mul(5 + dim * 4) != Some(r.remaining()) {
             return Err(bad("lengths do not add up"));
         }
         let mut store = VectorStore::new(dim, metric);
-        store.docs = (0..slots).map(|_| r.u32().expect("length checked")).collect();
-        let live: Vec<bool> = (0..slots).map(|_| r.u8().expect("length checked") != 0).collect();
-        store.data = bytes[r.pos..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        store.docs = r.u32s(slots)?;
+        let live = r.take(slots)?;
+        store.data = r.f32s(slots * dim)?;
         for (slot, &is_live) in live.iter().enumerate() {
-            if is_live {
+            if is_live != 0 {
                 let id = store.docs[slot];
                 if store.slot_of.insert(id, slot as u32).is_some() {
                     return Err(bad("a document is live in two slots"));
@@ -243,28 +241,6 @@ fn metric_from_code(code: u8) -> Option<Metric> {
     })
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let chunk = self.bytes.get(self.pos..self.pos + N)?;
-        self.pos += N;
-        chunk.try_into().ok()
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +258,7 @@ mod tests {
             [(7, 2.0), (8, 0.0)]
         );
 
-        let path = std::path::Path::new("mem");
+        let path = Path::new("mem");
         let back = VectorStore::from_bytes(&store.to_bytes(), path).unwrap();
         assert_eq!(back.exact_search(&[1.0, 0.0], 5, None), hits);
         assert!(VectorStore::from_bytes(&store.to_bytes()[..20], path).is_err());

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use common::scifact::{self, Scifact};
-use sieve::index::text::{Stopwords, TextIndexConfig};
-use sieve::index::{AllowSet, DocId, IndexError, TextIndex};
+use sieve_index::text::{Stopwords, TextIndexConfig};
+use sieve_index::{AllowSet, DocId, IndexError, TextIndex};
 
 /// Lucene BM25 (k1 = 0.9, b = 0.4, Porter stemming, English stop words) scores 0.6951 here;
 /// tantivy's fixed k1 = 1.2, b = 0.75 must stay close.
@@ -21,13 +21,7 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 fn fill(index: &mut TextIndex, data: &Scifact) {
-    let docs: Vec<(DocId, &str)> = data
-        .corpus
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i as DocId, d.text.as_str()))
-        .collect();
-    index.add(&docs).expect("add");
+    index.add(&data.docs()).expect("add");
     index.commit().expect("commit");
 }
 

@@ -6,24 +6,16 @@
 //! - `search_top10_filter_10pct`: the same with an allow-set of every tenth document
 //!
 //! ```sh
-//! cargo bench --bench text_index
+//! cargo bench -p sieve-index --bench text_index
 //! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sieve::index::{AllowSet, DocId, TextIndex, TextIndexConfig};
-
-fn scifact(file: &str) -> Vec<serde_json::Value> {
-    let shared = std::env::var_os("SIEVE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let path = shared.join("data/scifact").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
+use sieve_index::{AllowSet, DocId, TextIndex, TextIndexConfig};
 
 fn build(index: &mut TextIndex, docs: &[(DocId, &str)]) {
     index.add(docs).expect("add");
@@ -31,25 +23,9 @@ fn build(index: &mut TextIndex, docs: &[(DocId, &str)]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let corpus: Vec<String> = scifact("corpus.jsonl")
-        .iter()
-        .map(|d| {
-            format!(
-                "{} {}",
-                d["title"].as_str().unwrap_or(""),
-                d["text"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    let queries: Vec<String> = scifact("queries.jsonl")
-        .iter()
-        .map(|q| q["text"].as_str().unwrap_or("").to_string())
-        .collect();
-    let docs: Vec<(DocId, &str)> = corpus
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (i as DocId, t.as_str()))
-        .collect();
+    let data = common::scifact::data();
+    let queries: Vec<&str> = data.queries.iter().map(|q| q.text.as_str()).collect();
+    let docs = data.docs();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-text-{}", std::process::id()));
 
     let mut group = c.benchmark_group("text_index");

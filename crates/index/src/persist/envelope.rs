@@ -1,17 +1,14 @@
-//! The checked file envelope every index file is written in, and atomic replacement.
+//! The checked file envelope every index file is written in.
 //!
 //! Layout (little endian): 8-byte magic naming the file kind, `u32` format version,
 //! `u64` payload length, the payload, then a CRC-32 of everything before it. A file that is
 //! truncated, padded, of another kind or bit-flipped is refused with
 //! [`IndexError::Corrupt`](crate::IndexError::Corrupt) before any of its bytes are trusted.
-//!
-//! Files are replaced atomically: written to a temporary sibling, synced, renamed over the
-//! old one, and the directory synced, so a crash leaves either the old or the new file.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
+use super::atomic::write_atomic;
 use crate::error::{IndexError, Result};
 
 const HEADER_LEN: usize = 8 + 4 + 8;
@@ -84,49 +81,10 @@ pub(crate) fn read_checked(path: &Path, magic: &[u8; 8], version: u32) -> Result
     Ok(bytes[HEADER_LEN..body_end].to_vec())
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_sibling(path);
-    let mut file = File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| IndexError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| IndexError::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Makes a directory's entries (renames, new files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    // Directories cannot be opened for syncing on every platform; where they can, do it.
-    if let Ok(d) = OpenOptions::new().read(true).open(dir) {
-        d.sync_all()
-            .or_else(ignore_unsupported)
-            .map_err(|e| IndexError::io(dir, e))?;
-    }
-    Ok(())
-}
-
-fn ignore_unsupported(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::InvalidInput || e.kind() == std::io::ErrorKind::PermissionDenied {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-fn tmp_sibling(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Creates `dir` (and parents) if needed.
-pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     const MAGIC: &[u8; 8] = b"SIEVTEST";
