@@ -236,7 +236,7 @@ impl Collection {
         }
         store.write_schema(&schema)?;
         // The marker is written last: a directory without it holds no usable collection.
-        write_file_synced(
+        crate::files::write_atomic(
             &path.join(MARKER),
             format!("sieve collection, schema {SCHEMA_VERSION}\n").as_bytes(),
         )?;
@@ -871,7 +871,9 @@ fn check_creatable(path: &Path, locked: bool) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| EngineError::io(path, e))?;
         let interrupted_store = entry.file_name() == STORE_DIR && entry.file_type().is_ok_and(|t| t.is_dir());
-        if entry.file_name() != LOCK && !interrupted_store {
+        // The marker of a create interrupted while writing it.
+        let interrupted_marker = entry.file_name().to_str() == Some(&format!("{MARKER}.tmp"));
+        if entry.file_name() != LOCK && !interrupted_store && !interrupted_marker {
             if !locked && path.join(LOCK).exists() {
                 // Another process may be creating a collection here right now.
                 drop(lock(path)?);
@@ -923,19 +925,6 @@ fn open_storage(path: &Path) -> Result<SledStorage> {
             other => return other,
         }
     }
-}
-
-/// Writes `bytes` to `path` durably: the file, then its folder's entry for it.
-fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut f = File::create(path).map_err(|e| EngineError::io(path, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| EngineError::io(path, e))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| EngineError::io(dir, e))
 }
 
 fn dir_size(path: &Path) -> u64 {

@@ -216,16 +216,5 @@ fn remove_marker(dir: &Path, name: &str) {
 }
 
 fn write_marker(dir: &Path, name: &str, seq: u64) -> Result<()> {
-    use std::io::Write;
-    let path = marker_path(dir, name);
-    let tmp = path.with_extension("seq.tmp");
-    let mut f = fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
-    f.write_all(format!("{seq}\n").as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| EngineError::io(&tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| EngineError::io(&path, e))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::files::write_atomic(&marker_path(dir, name), format!("{seq}\n").as_bytes())
 }

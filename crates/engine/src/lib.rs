@@ -42,6 +42,7 @@ mod error;
 pub mod eval;
 #[cfg(test)]
 mod fault_injection;
+mod files;
 pub mod filter;
 pub mod fusion;
 mod indexes;
