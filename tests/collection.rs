@@ -503,14 +503,10 @@ fn an_interrupted_create_is_taken_over_by_the_next() {
     assert_eq!(Collection::open(&dir).unwrap().len(), 3);
 
     std::fs::remove_file(dir.join("SIEVE_COLLECTION")).unwrap();
-    let err = Collection::create(&dir, tiny())
-        .err()
-        .expect("an indexes folder: not an interrupted create");
+    let err = Collection::create(&dir, tiny()).expect_err("an indexes folder: not an interrupted create");
     assert!(matches!(err, EngineError::NotACollection { .. }), "{err:?}");
     std::fs::remove_dir_all(dir.join("indexes")).unwrap();
-    let err = Collection::create(&dir, tiny())
-        .err()
-        .expect("documents without a marker");
+    let err = Collection::create(&dir, tiny()).expect_err("documents without a marker");
     assert!(err.to_string().contains("holds documents"), "{err}");
 }
 

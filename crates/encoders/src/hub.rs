@@ -285,6 +285,49 @@ pub fn offline() -> bool {
         .unwrap_or(false)
 }
 
+/// The constructors every encoder shares (`from_pretrained`, `from_pretrained_with`, `load`),
+/// all through [`ModelFiles::resolve_in`] with the encoder's organisation for bare names, then
+/// the encoder's own `from_files`.
+macro_rules! pretrained_constructors {
+    ($ty:ident, $org:literal, $id:literal) => {
+        impl $ty {
+            #[doc = concat!(
+                        "Loads a model by hub id (through the local Hugging Face cache, downloading only what is ",
+                        "missing) or from a local folder, on the CPU. A bare name is looked up under `", $org,
+                        "/`, as sentence-transformers does.\n\n```no_run\nuse sieve_encoders::", stringify!($ty),
+                        ";\nlet model = ", stringify!($ty), "::from_pretrained(\"", $id,
+                        "\")?;\n# Ok::<(), sieve_encoders::EncoderError>(())\n```"
+                    )]
+            pub fn from_pretrained(name_or_path: &str) -> $crate::error::Result<Self> {
+                Self::from_pretrained_with(name_or_path, &$crate::device::LoadOptions::default())
+            }
+
+            #[doc = concat!(
+                        "[`from_pretrained`](Self::from_pretrained) with a device and float type.\n\n```no_run\n",
+                        "use sieve_encoders::{", stringify!($ty), ", Device, LoadOptions};\n",
+                        "let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };\n",
+                        "let model = ", stringify!($ty), "::from_pretrained_with(\"", $id, "\", &options)?;\n",
+                        "# Ok::<(), sieve_encoders::EncoderError>(())\n```"
+                    )]
+            pub fn from_pretrained_with(
+                name_or_path: &str,
+                options: &$crate::device::LoadOptions,
+            ) -> $crate::error::Result<Self> {
+                Self::from_files(&$crate::hub::ModelFiles::resolve_in(name_or_path, $org)?, options)
+            }
+
+            /// Loads from a local folder, on the CPU.
+            pub fn load(path: impl AsRef<std::path::Path>) -> $crate::error::Result<Self> {
+                Self::from_files(
+                    &$crate::hub::ModelFiles::local(path)?,
+                    &$crate::device::LoadOptions::default(),
+                )
+            }
+        }
+    };
+}
+pub(crate) use pretrained_constructors;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,46 +379,3 @@ mod tests {
         assert!(ModelFiles::hub("").is_err());
     }
 }
-
-/// The constructors every encoder shares (`from_pretrained`, `from_pretrained_with`, `load`),
-/// all through [`ModelFiles::resolve_in`] with the encoder's organisation for bare names, then
-/// the encoder's own `from_files`.
-macro_rules! pretrained_constructors {
-    ($ty:ident, $org:literal, $id:literal) => {
-        impl $ty {
-            #[doc = concat!(
-                        "Loads a model by hub id (through the local Hugging Face cache, downloading only what is ",
-                        "missing) or from a local folder, on the CPU. A bare name is looked up under `", $org,
-                        "/`, as sentence-transformers does.\n\n```no_run\nuse sieve_encoders::", stringify!($ty),
-                        ";\nlet model = ", stringify!($ty), "::from_pretrained(\"", $id,
-                        "\")?;\n# Ok::<(), sieve_encoders::EncoderError>(())\n```"
-                    )]
-            pub fn from_pretrained(name_or_path: &str) -> $crate::error::Result<Self> {
-                Self::from_pretrained_with(name_or_path, &$crate::device::LoadOptions::default())
-            }
-
-            #[doc = concat!(
-                        "[`from_pretrained`](Self::from_pretrained) with a device and float type.\n\n```no_run\n",
-                        "use sieve_encoders::{", stringify!($ty), ", Device, LoadOptions};\n",
-                        "let options = LoadOptions { device: Device::Wgpu, ..LoadOptions::default() };\n",
-                        "let model = ", stringify!($ty), "::from_pretrained_with(\"", $id, "\", &options)?;\n",
-                        "# Ok::<(), sieve_encoders::EncoderError>(())\n```"
-                    )]
-            pub fn from_pretrained_with(
-                name_or_path: &str,
-                options: &$crate::device::LoadOptions,
-            ) -> $crate::error::Result<Self> {
-                Self::from_files(&$crate::hub::ModelFiles::resolve_in(name_or_path, $org)?, options)
-            }
-
-            /// Loads from a local folder, on the CPU.
-            pub fn load(path: impl AsRef<std::path::Path>) -> $crate::error::Result<Self> {
-                Self::from_files(
-                    &$crate::hub::ModelFiles::local(path)?,
-                    &$crate::device::LoadOptions::default(),
-                )
-            }
-        }
-    };
-}
-pub(crate) use pretrained_constructors;
