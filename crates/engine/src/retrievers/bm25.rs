@@ -34,22 +34,22 @@ fn build(path: &Path, schema: &Schema, store: &Store) -> Result<Box<dyn Retrieve
     }
     let mut index = TextIndex::create(path, schema.config.text_index.clone())?;
     let mut batch: Vec<(DocId, String)> = Vec::with_capacity(BUILD_BATCH);
-    let mut records = store.records();
-    loop {
-        let next = records.next().transpose()?;
-        let end = next.is_none();
-        batch.extend(next.map(|(iid, record)| (iid, record.text)));
-        if end || batch.len() == BUILD_BATCH {
-            let docs: Vec<(DocId, &str)> = batch.iter().map(|(i, t)| (*i, t.as_str())).collect();
-            index.add(&docs)?;
+    for item in store.records() {
+        let (iid, record) = item?;
+        batch.push((iid, record.text));
+        if batch.len() == BUILD_BATCH {
+            add(&mut index, &batch)?;
             batch.clear();
         }
-        if end {
-            break;
-        }
     }
+    add(&mut index, &batch)?;
     index.commit()?;
     Ok(Box::new(Bm25 { index, pending: false }))
+}
+
+fn add(index: &mut TextIndex, batch: &[(DocId, String)]) -> Result<()> {
+    let docs: Vec<(DocId, &str)> = batch.iter().map(|(i, t)| (*i, t.as_str())).collect();
+    Ok(index.add(&docs)?)
 }
 
 /// BM25 reads the query's text as it is.
