@@ -70,8 +70,13 @@ impl ModelFiles {
 
     /// A local folder when `name_or_path` is one, else a hub id — the rule
     /// `SentenceTransformer("...")` applies in Python.
+    /// A name written as a path (`/models/x`, `./x`, `~/x`, `a/b/c`) that is not a folder is a
+    /// missing model folder ([`EncoderError::ModelFileMissing`]), not a hub id.
     pub fn resolve(name_or_path: &str) -> Result<Self> {
-        if Path::new(name_or_path).is_dir() {
+        let written_as_path = name_or_path.starts_with(['/', '.', '~'])
+            || name_or_path.contains('\\')
+            || name_or_path.split('/').count() > 2;
+        if Path::new(name_or_path).is_dir() || written_as_path {
             Self::local(name_or_path)
         } else {
             Self::hub(name_or_path)
@@ -377,5 +382,17 @@ mod tests {
     fn bad_ids_are_rejected() {
         assert!(ModelFiles::hub("a/b/c").is_err());
         assert!(ModelFiles::hub("").is_err());
+    }
+
+    #[test]
+    fn names_written_as_paths_are_missing_folders_not_hub_ids() {
+        for name in ["/no/such/model", "./no-such-model", "~/models/x", "models/org/name", "..\\x"] {
+            let err = ModelFiles::resolve(name).unwrap_err();
+            assert!(
+                matches!(&err, EncoderError::ModelFileMissing { path } if path == Path::new(name)),
+                "{name}: {err}"
+            );
+        }
+        assert_eq!(ModelFiles::resolve("org/name").unwrap().name(), "org/name");
     }
 }

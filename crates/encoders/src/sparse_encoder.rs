@@ -32,6 +32,8 @@ pub struct SparseEncodeOptions {
     pub max_active_dims: Option<usize>,
     /// Name of a prompt in the model's `prompts`.
     pub prompt_name: Option<String>,
+    /// A literal prompt; takes precedence over `prompt_name`.
+    pub prompt: Option<String>,
     /// Draw a progress bar on stderr.
     pub show_progress_bar: bool,
 }
@@ -42,6 +44,7 @@ impl Default for SparseEncodeOptions {
             batch_size: 32,
             max_active_dims: None,
             prompt_name: None,
+            prompt: None,
             show_progress_bar: false,
         }
     }
@@ -161,9 +164,10 @@ impl SparseEncoder {
 
     /// Encodes `texts` with explicit options.
     pub fn encode_with(&self, texts: &[&str], options: &SparseEncodeOptions) -> Result<SparseEmbeddings> {
-        let prompt = match &options.prompt_name {
-            None => "",
-            Some(name) => self.prompts.get(name).map(String::as_str).ok_or_else(|| {
+        let prompt = match (&options.prompt, &options.prompt_name) {
+            (Some(prompt), _) => prompt.as_str(),
+            (None, None) => "",
+            (None, Some(name)) => self.prompts.get(name).map(String::as_str).ok_or_else(|| {
                 EncoderError::InvalidArgument(format!("prompt `{name}` not found in the model's prompts"))
             })?,
         };

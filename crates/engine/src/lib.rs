@@ -63,7 +63,7 @@ pub use documents::{
     SyncReport,
 };
 pub use error::{EngineError, Result};
-pub use filter::{Filter, ParseFilterError};
+pub use filter::{Filter, JsonFilterError, ParseFilterError};
 pub use fusion::{Fusion, fuse};
 pub use rerank::{Rerank, Reranked};
 pub use search::{Retriever, Scored, Search, SearchHit};

@@ -18,6 +18,10 @@
 //! most [`MAX_DEPTH`] deep. A bare number also matches the same digits stored as a string
 //! (`year=2021` matches `2021` and `"2021"`); quote it to match the string only.
 //!
+//! Filters also come as MongoDB-style JSON documents ([`Filter::from_json`]):
+//! `{"kind": "recipe", "year": {"$gte": 2023}}`, with `$eq $ne $gt $gte $lt $lte $in $nin
+//! $exists $not` on fields and `$and $or $not` around whole documents.
+//!
 //! ```
 //! use sieve_engine::Filter;
 //! use serde_json::json;
@@ -28,8 +32,10 @@
 //! # Ok::<(), sieve_engine::ParseFilterError>(())
 //! ```
 
+mod json;
 mod parse;
 
+pub use json::JsonFilterError;
 pub use parse::{MAX_DEPTH, ParseFilterError};
 
 use serde::{Deserialize, Serialize};
