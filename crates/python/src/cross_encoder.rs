@@ -19,7 +19,7 @@ use crate::{device, errors};
 /// 0
 #[pyclass(module = "sieve", frozen)]
 pub struct CrossEncoder {
-    model: Model,
+    model: Box<Model>,
     name: String,
 }
 
@@ -82,7 +82,7 @@ impl CrossEncoder {
         let model = py
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options))
             .map_err(errors::encoder)?;
-        Ok(Self { model, name: model_name_or_path.to_string() })
+        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
     }
 
     /// Scores ``inputs``, a list of ``(query, text)`` pairs (or one pair), to a float32

@@ -28,7 +28,9 @@ use crate::{device, errors};
 /// (2, 2)
 #[pyclass(module = "sieve", frozen)]
 pub struct SentenceTransformer {
-    model: Model,
+    /// Boxed: the model struct needs a wider alignment than the 16 bytes Python allocates
+    /// objects with (a debug build aborts on the misaligned write); so do the other model classes.
+    model: Box<Model>,
     name: String,
 }
 
@@ -47,7 +49,7 @@ impl SentenceTransformer {
         let model = py
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options)?.with_truncate_dim(truncate_dim))
             .map_err(errors::encoder)?;
-        Ok(Self { model, name: model_name_or_path.to_string() })
+        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
     }
 
     /// Encodes ``inputs`` (a ``str`` or a list of ``str``) to a float32 ``numpy.ndarray`` of

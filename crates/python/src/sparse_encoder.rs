@@ -24,7 +24,7 @@ use crate::{device, errors};
 /// [('today', 2.54), ('lovely', 2.12)]
 #[pyclass(module = "sieve", frozen)]
 pub struct SparseEncoder {
-    model: Model,
+    model: Box<Model>,
     name: String,
 }
 
@@ -44,7 +44,7 @@ impl SparseEncoder {
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options))
             .map_err(errors::encoder)?
             .with_max_active_dims(max_active_dims);
-        Ok(Self { model, name: model_name_or_path.to_string() })
+        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
     }
 
     /// Encodes ``inputs`` (a ``str`` or a list of ``str``) to sparse vectors: a
