@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,11 @@ def sieve_bin():
         if Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     pytest.skip("no `sieve` binary: run `cargo build` (or set SIEVE_BIN) to compare with the CLI")
+
+
+def run_cli(sieve_bin, *args):
+    """Runs the `sieve` CLI; its stdout, or a test failure that shows its stderr."""
+    done = subprocess.run([sieve_bin, *map(str, args)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"`sieve {' '.join(map(str, args))}` exited with {done.returncode}:\n{done.stderr}")
+    return done.stdout

@@ -2,12 +2,12 @@
 directory both ways, threads."""
 
 import json
-import subprocess
 import threading
 
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from sieve import Collection, SentenceTransformer
 
 DOCS = {
@@ -78,13 +78,8 @@ def test_python_collection_opens_in_the_cli(tmp_path, sieve_bin):
     path = tmp_path / "from-python.sieve"
     with Collection.create(path) as notes:
         fill(notes)
-    out = subprocess.run(
-        [sieve_bin, "search", "--db", str(path), "why do tides happen", "--json", "--filter", "kind = science"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    hits = json.loads(out.stdout)
+    out = run_cli(sieve_bin, "search", "--db", path, "why do tides happen", "--json", "--filter", "kind = science")
+    hits = json.loads(out)
     assert [h["id"] for h in hits] == ["moon"] and hits[0]["metadata"] == DOCS["moon"][1]
 
 
@@ -94,14 +89,13 @@ def test_cli_collection_opens_in_python(tmp_path, sieve_bin):
     (docs / "tides.md").write_text("# Tides\n\nTides follow the moon's gravitational pull.\n")
     (docs / "tax.md").write_text("# Taxes\n\nQuarterly tax filing deadlines.\n")
     path = tmp_path / "from-cli.sieve"
-    subprocess.run([sieve_bin, "index", str(docs), "--db", str(path)], check=True, capture_output=True)
+    run_cli(sieve_bin, "index", docs, "--db", path)
     with Collection.open(path) as notes:
         assert len(notes) == 2
         hits = notes.search("why do tides happen", top_k=1, filter={"path": "tides.md"})
         assert hits[0]["id"] == "tides.md#0" and hits[0]["metadata"]["title"] == "Tides"
         notes.add(["extra"], ["Added from Python."])
-    out = subprocess.run([sieve_bin, "info", "--db", str(path), "--json"], check=True, capture_output=True, text=True)
-    assert json.loads(out.stdout)["documents"] == 3
+    assert json.loads(run_cli(sieve_bin, "info", "--db", path, "--json"))["documents"] == 3
 
 
 def test_threads_search_while_one_adds(tmp_path):

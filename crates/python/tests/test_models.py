@@ -2,13 +2,13 @@
 as the Rust crates (through the `sieve` CLI of the same checkout)."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import sieve
+from conftest import run_cli
 from sieve import CrossEncoder, SentenceTransformer, SparseEncoder, util
 
 TEXTS = [
@@ -37,8 +37,7 @@ def splade():
 def cli_lines(sieve_bin, tmp_path, *args):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n")
-    out = subprocess.run([sieve_bin, *args, "--input", str(texts)], check=True, capture_output=True, text=True)
-    return out.stdout
+    return run_cli(sieve_bin, *args, "--input", texts)
 
 
 def test_dense_equals_the_rust_encoder(dense, sieve_bin, tmp_path):
