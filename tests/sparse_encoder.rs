@@ -144,3 +144,21 @@ fn max_active_dims_keeps_the_heaviest() {
     kept.sort_by(|a, b| b.total_cmp(a));
     assert_eq!(kept, heaviest[..5]);
 }
+
+#[test]
+fn a_literal_prompt_is_prepended_and_wins_over_prompt_name() {
+    let model = splade_tiny();
+    let prompted = model
+        .encode_with(
+            &["lovely today."],
+            &SparseEncodeOptions {
+                prompt: Some("The weather is ".into()),
+                prompt_name: Some("no-such-prompt".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let plain = model.encode(&["The weather is lovely today."]).unwrap();
+    assert_eq!(prompted.row(0).indices, plain.row(0).indices);
+    assert_close("prompted", &prompted.row(0).values, &plain.row(0).values, 1e-6);
+}

@@ -257,3 +257,19 @@ impl SentenceTransformer {
         }
     }
 }
+
+/// Benchmark hook (`benches/binding_overhead.py`): seconds the Rust encode of `inputs` takes on
+/// `model` alone, without the binding's conversions, to set against `model.encode(inputs)`.
+#[pyfunction]
+#[pyo3(signature = (model, inputs, batch_size=32))]
+pub fn _encode_seconds(py: Python<'_>, model: &SentenceTransformer, inputs: Vec<String>, batch_size: usize) -> PyResult<f64> {
+    let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let options = EncodeOptions { batch_size, ..EncodeOptions::default() };
+    py.detach(|| {
+        let start = std::time::Instant::now();
+        let embeddings = model.model.encode_with(&texts, &options)?;
+        std::hint::black_box(embeddings);
+        Ok(start.elapsed().as_secs_f64())
+    })
+    .map_err(errors::encoder)
+}
