@@ -134,11 +134,7 @@ impl Collection {
         show_progress_bar: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let docs = documents(ids, texts, metadatas, embeddings)?;
-        let engine = self.engine()?;
-        let report = py
-            .detach(|| with_progress(show_progress_bar, |progress| engine.add_with_progress(docs, progress)))
-            .map_err(errors::engine)?;
-        write_report(py, &report)
+        self.write(py, docs, show_progress_bar, Engine::add_with_progress)
     }
 
     /// :meth:`add`, replacing documents whose id is already stored.
@@ -153,11 +149,7 @@ impl Collection {
         show_progress_bar: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let docs = documents(ids, texts, metadatas, embeddings)?;
-        let engine = self.engine()?;
-        let report = py
-            .detach(|| with_progress(show_progress_bar, |progress| engine.upsert_with_progress(docs, progress)))
-            .map_err(errors::engine)?;
-        write_report(py, &report)
+        self.write(py, docs, show_progress_bar, Engine::upsert_with_progress)
     }
 
     /// Deletes the documents with these ids (one ``str`` or a list); returns how many existed.
@@ -351,6 +343,25 @@ impl Collection {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// `add` or `upsert` without the GIL, with a progress bar when asked; the report as a dict.
+    fn write<'py>(
+        &self,
+        py: Python<'py>,
+        docs: Vec<Document>,
+        show_progress_bar: bool,
+        write: fn(&Engine, Vec<Document>, &mut dyn FnMut(Progress)) -> sieve_engine::Result<WriteReport>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let engine = self.engine()?;
+        let report = py
+            .detach(|| with_progress(show_progress_bar, |progress| write(&engine, docs, progress)))
+            .map_err(errors::engine)?;
+        let out = PyDict::new(py);
+        out.set_item("added", report.added)?;
+        out.set_item("replaced", report.replaced)?;
+        out.set_item("stale", report.stale.iter().map(|r| r.name()).collect::<Vec<_>>())?;
+        Ok(out)
+    }
+
     /// The open collection, shared for one call; `ValueError` once closed.
     fn engine(&self) -> PyResult<Arc<Engine>> {
         self.lock()
@@ -449,14 +460,6 @@ fn document_dict<'py>(py: Python<'py>, doc: &Document) -> PyResult<Bound<'py, Py
     out.set_item("id", &doc.id)?;
     out.set_item("text", &doc.text)?;
     out.set_item("metadata", pythonize(py, &doc.metadata)?)?;
-    Ok(out)
-}
-
-fn write_report<'py>(py: Python<'py>, report: &WriteReport) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("added", report.added)?;
-    out.set_item("replaced", report.replaced)?;
-    out.set_item("stale", report.stale.iter().map(|r| r.name()).collect::<Vec<_>>())?;
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ mod collection;
 mod cross_encoder;
 mod device;
 mod errors;
+mod roles;
 mod sentence_transformer;
 mod sparse_encoder;
 mod util;

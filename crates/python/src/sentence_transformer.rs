@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 use sieve_encoders::quantization::QuantizedData;
 use sieve_encoders::{EncodeOptions, Precision, SentenceTransformer as Model};
 
 use crate::arrays::{self, Texts};
-use crate::{device, errors};
+use crate::{device, errors, roles};
 
 /// Maps sentences and paragraphs to dense vectors, as sentence-transformers'
 /// ``SentenceTransformer`` does, with the same numbers and without PyTorch.
@@ -88,65 +89,58 @@ impl SentenceTransformer {
             precision: precision.parse::<Precision>().map_err(errors::encoder)?,
             truncate_dim,
         };
-        self.encode_as(py, inputs, options, output_value, convert_to_numpy)
+        if output_value != Some("sentence_embedding") {
+            return Err(errors::value(format!(
+                "output_value={output_value:?} is not supported: sieve returns sentence embeddings only"
+            )));
+        }
+        let inputs = Texts::extract(inputs, "inputs")?;
+        let texts = inputs.as_strs();
+        if options.precision != Precision::Float32 {
+            let quantized = py
+                .detach(|| self.model.encode_quantized(&texts, &options))
+                .map_err(errors::encoder)?;
+            let [rows, cols] = [quantized.len(), quantized.row_len()];
+            return Ok(match quantized.into_data() {
+                QuantizedData::Float32(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
+                QuantizedData::Int8(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
+                QuantizedData::Uint8(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
+            });
+        }
+        let embeddings = py
+            .detach(|| self.model.encode_with(&texts, &options))
+            .map_err(errors::encoder)?;
+        if convert_to_numpy || inputs.single {
+            Ok(arrays::to_numpy(py, embeddings, inputs.single))
+        } else {
+            arrays::rows_to_list(py, &embeddings)
+        }
     }
 
-    /// ``encode`` with the model's ``"query"`` prompt, when it has one (as in
-    /// sentence-transformers); same arguments and result.
-    #[pyo3(signature = (
-        inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
-        output_value="sentence_embedding", precision="float32", convert_to_numpy=true,
-        normalize_embeddings=false, truncate_dim=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``encode`` with the model's ``"query"`` prompt when it has one and no ``prompt_name``
+    /// or ``prompt`` is given (as in sentence-transformers); ``encode``'s arguments and result.
+    #[pyo3(signature = (inputs, *args, **kwargs))]
     fn encode_query<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
-        prompt_name: Option<String>,
-        prompt: Option<String>,
-        batch_size: usize,
-        show_progress_bar: Option<bool>,
-        output_value: Option<&str>,
-        precision: &str,
-        convert_to_numpy: bool,
-        normalize_embeddings: bool,
-        truncate_dim: Option<usize>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prompt_name = prompt_name.or_else(|| self.model.options_for("query").prompt_name);
-        self.encode(
-            py, inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
-            convert_to_numpy, normalize_embeddings, truncate_dim,
-        )
+        let prompt = slf.get().model.options_for("query").prompt_name;
+        roles::encode_as(slf.as_any(), prompt, inputs, args, kwargs)
     }
 
-    /// ``encode`` with the model's ``"document"`` prompt, when it has one (as in
-    /// sentence-transformers); same arguments and result.
-    #[pyo3(signature = (
-        inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None,
-        output_value="sentence_embedding", precision="float32", convert_to_numpy=true,
-        normalize_embeddings=false, truncate_dim=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``encode`` with the model's ``"document"`` prompt when it has one and no
+    /// ``prompt_name`` or ``prompt`` is given; ``encode``'s arguments and result.
+    #[pyo3(signature = (inputs, *args, **kwargs))]
     fn encode_document<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
-        prompt_name: Option<String>,
-        prompt: Option<String>,
-        batch_size: usize,
-        show_progress_bar: Option<bool>,
-        output_value: Option<&str>,
-        precision: &str,
-        convert_to_numpy: bool,
-        normalize_embeddings: bool,
-        truncate_dim: Option<usize>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prompt_name = prompt_name.or_else(|| self.model.options_for("document").prompt_name);
-        self.encode(
-            py, inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision,
-            convert_to_numpy, normalize_embeddings, truncate_dim,
-        )
+        let prompt = slf.get().model.options_for("document").prompt_name;
+        roles::encode_as(slf.as_any(), prompt, inputs, args, kwargs)
     }
 
     /// The ``(n, m)`` similarity matrix of two sets of embeddings (NumPy arrays, 1-D for one
@@ -217,44 +211,6 @@ impl SentenceTransformer {
             self.model.similarity_fn().name(),
             self.model.dtype().to_string()
         )
-    }
-}
-
-impl SentenceTransformer {
-    fn encode_as<'py>(
-        &self,
-        py: Python<'py>,
-        inputs: &Bound<'py, PyAny>,
-        options: EncodeOptions,
-        output_value: Option<&str>,
-        convert_to_numpy: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if output_value != Some("sentence_embedding") {
-            return Err(errors::value(format!(
-                "output_value={output_value:?} is not supported: sieve returns sentence embeddings only"
-            )));
-        }
-        let inputs = Texts::extract(inputs, "inputs")?;
-        let texts = inputs.as_strs();
-        if options.precision != Precision::Float32 {
-            let quantized = py
-                .detach(|| self.model.encode_quantized(&texts, &options))
-                .map_err(errors::encoder)?;
-            let [rows, cols] = [quantized.len(), quantized.row_len()];
-            return Ok(match quantized.into_data() {
-                QuantizedData::Float32(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
-                QuantizedData::Int8(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
-                QuantizedData::Uint8(v) => arrays::values_to_numpy(py, v, rows, cols, inputs.single),
-            });
-        }
-        let embeddings = py
-            .detach(|| self.model.encode_with(&texts, &options))
-            .map_err(errors::encoder)?;
-        if convert_to_numpy || inputs.single {
-            Ok(arrays::to_numpy(py, embeddings, inputs.single))
-        } else {
-            arrays::rows_to_list(py, &embeddings)
-        }
     }
 }
 

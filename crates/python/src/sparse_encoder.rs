@@ -2,11 +2,11 @@
 //! [`sieve_encoders::SparseEncoder`], and the `SparseEmbeddings` it returns without SciPy.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use sieve_encoders::{SparseEmbeddings as Embeddings, SparseEncodeOptions, SparseEncoder as Model, Sparsity};
 
 use crate::arrays::{self, Texts};
-use crate::{device, errors};
+use crate::{device, errors, roles};
 
 /// Maps texts to sparse vocabulary-sized vectors (SPLADE), as sentence-transformers'
 /// ``SparseEncoder`` does, with the same numbers and without PyTorch.
@@ -73,45 +73,38 @@ impl SparseEncoder {
             prompt,
             show_progress_bar: show_progress_bar.unwrap_or(false),
         };
-        self.encode_with(py, inputs, options)
+        let inputs = Texts::extract(inputs, "inputs")?;
+        let texts = inputs.as_strs();
+        let embeddings = py
+            .detach(|| self.model.encode_with(&texts, &options))
+            .map_err(errors::encoder)?;
+        SparseEmbeddings::new(embeddings).into_output(py)
     }
 
-    /// ``encode`` with the model's ``"query"`` prompt, when it has one.
-    #[pyo3(signature = (
-        inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, *, max_active_dims=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``encode`` with the model's ``"query"`` prompt when it has one and no ``prompt_name``
+    /// or ``prompt`` is given; ``encode``'s arguments and result.
+    #[pyo3(signature = (inputs, *args, **kwargs))]
     fn encode_query<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
-        prompt_name: Option<String>,
-        prompt: Option<String>,
-        batch_size: usize,
-        show_progress_bar: Option<bool>,
-        max_active_dims: Option<usize>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prompt_name = prompt_name.or_else(|| self.model.options_for("query").prompt_name);
-        self.encode(py, inputs, prompt_name, prompt, batch_size, show_progress_bar, max_active_dims)
+        let prompt = slf.get().model.options_for("query").prompt_name;
+        roles::encode_as(slf.as_any(), prompt, inputs, args, kwargs)
     }
 
-    /// ``encode`` with the model's ``"document"`` prompt, when it has one.
-    #[pyo3(signature = (
-        inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, *, max_active_dims=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    /// ``encode`` with the model's ``"document"`` prompt when it has one and no
+    /// ``prompt_name`` or ``prompt`` is given; ``encode``'s arguments and result.
+    #[pyo3(signature = (inputs, *args, **kwargs))]
     fn encode_document<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
-        prompt_name: Option<String>,
-        prompt: Option<String>,
-        batch_size: usize,
-        show_progress_bar: Option<bool>,
-        max_active_dims: Option<usize>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prompt_name = prompt_name.or_else(|| self.model.options_for("document").prompt_name);
-        self.encode(py, inputs, prompt_name, prompt, batch_size, show_progress_bar, max_active_dims)
+        let prompt = slf.get().model.options_for("document").prompt_name;
+        roles::encode_as(slf.as_any(), prompt, inputs, args, kwargs)
     }
 
     /// The ``(n, m)`` dot-product matrix of two sets of sparse embeddings, as a float32
@@ -195,22 +188,6 @@ impl SparseEncoder {
             self.model.max_seq_length(),
             self.model.dtype().to_string()
         )
-    }
-}
-
-impl SparseEncoder {
-    fn encode_with<'py>(
-        &self,
-        py: Python<'py>,
-        inputs: &Bound<'py, PyAny>,
-        options: SparseEncodeOptions,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let inputs = Texts::extract(inputs, "inputs")?;
-        let texts = inputs.as_strs();
-        let embeddings = py
-            .detach(|| self.model.encode_with(&texts, &options))
-            .map_err(errors::encoder)?;
-        SparseEmbeddings::new(embeddings).into_output(py)
     }
 }
 

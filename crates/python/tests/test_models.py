@@ -1,7 +1,10 @@
 """The model classes: sentence-transformers' arguments and return types, and the same numbers
 as the Rust crates (through the `sieve` CLI of the same checkout)."""
 
+import glob
 import json
+import os
+import shutil
 import sys
 
 import numpy as np
@@ -162,3 +165,27 @@ def test_sparse_options_and_fallback(splade, monkeypatch):
     assert SparseEncoder.sparsity(plain) == SparseEncoder.sparsity(embeddings)
     # A dense array works too.
     np.testing.assert_allclose(splade.similarity(plain.toarray(), plain), splade.similarity(plain, plain))
+
+
+def test_role_prompts_follow_sentence_transformers(tmp_path):
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    snapshots = glob.glob(os.path.join(hub, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", "*"))
+    if not snapshots:
+        pytest.skip(f"all-MiniLM-L6-v2 is not in the hub cache {hub} (run scripts/fetch-models)")
+    folder = tmp_path / "minilm-with-prompts"
+    shutil.copytree(snapshots[0], folder)
+    (folder / "config_sentence_transformers.json").unlink()
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: "}}))
+    model = SentenceTransformer(str(folder))
+    assert model.prompts == {"query": "query: "}
+    text = ["how do tides work"]
+    np.testing.assert_array_equal(model.encode_query(text), model.encode(text, prompt="query: "))
+    np.testing.assert_array_equal(model.encode_query(text, prompt_name="query"), model.encode(text, prompt="query: "))
+    # A prompt the caller chose wins, given by name or position.
+    np.testing.assert_array_equal(model.encode_query(text, prompt=""), model.encode(text))
+    np.testing.assert_array_equal(model.encode_query(text, None, "q: "), model.encode(text, prompt="q: "))
+    np.testing.assert_array_equal(model.encode_query(text, batch_size=1), model.encode(text, prompt="query: "))
+    # No "document" prompt: a plain encode.
+    np.testing.assert_array_equal(model.encode_document(text), model.encode(text))

@@ -2,10 +2,12 @@
 
 from collections.abc import Callable, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, Literal, TypedDict, overload
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import NotRequired
 
 __version__: str
 
@@ -222,6 +224,7 @@ class Hit(TypedDict):
     bm25: Ranked | None
     first_stage: Ranked
     reranker: Ranked | None
+    duplicates: NotRequired[list[str]]  # lower hits with the same text, folded into this one
 
 class WriteReport(TypedDict):
     added: int
@@ -298,7 +301,7 @@ class Collection:
     @property
     def closed(self) -> bool: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     def __len__(self) -> int: ...
     def __enter__(self) -> Collection: ...
     def __exit__(self, *args: object) -> bool: ...
