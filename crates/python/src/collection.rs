@@ -26,8 +26,8 @@ use crate::{device, errors};
 ///
 /// >>> from sieve import Collection
 /// >>> with Collection.create("notes.sieve") as notes:
-/// ...     notes.add(["1", "2"], ["Lamb chops with rosemary", "Quarterly tax deadlines"],
-/// ...               metadatas=[{"kind": "recipe"}, {"kind": "finance"}])
+/// ...     report = notes.add(["1", "2"], ["Lamb chops with rosemary", "Quarterly tax deadlines"],
+/// ...                        metadatas=[{"kind": "recipe"}, {"kind": "finance"}])
 /// ...     hits = notes.search("what to cook tonight", filter={"kind": "recipe"})
 /// ...     hits[0]["id"]
 /// '1'
@@ -51,7 +51,9 @@ impl Collection {
         path, *, dense=Some(DEFAULT_DENSE_MODEL.to_string()), sparse=Some(DEFAULT_SPARSE_MODEL.to_string()),
         text=true, reranker=Some(DEFAULT_RERANKER.to_string()), truncate_dim=None, durability="flush",
         batch_size=32, device=None, dtype=None
-    ))]
+    ), text_signature = "($cls, path, *, dense=\"sentence-transformers/all-MiniLM-L6-v2\", \
+        sparse=\"rasyosef/splade-tiny\", text=True, reranker=\"sieve/scifact-minilm-l6-reranker\", \
+        truncate_dim=None, durability=\"flush\", batch_size=32, device=None, dtype=None)")]
     #[allow(clippy::too_many_arguments)]
     fn create(
         _cls: &Bound<'_, PyType>,

@@ -119,7 +119,9 @@ impl SentenceTransformer {
 
     /// ``encode`` with the model's ``"query"`` prompt when it has one and no ``prompt_name``
     /// or ``prompt`` is given (as in sentence-transformers); ``encode``'s arguments and result.
-    #[pyo3(signature = (inputs, *args, **kwargs))]
+    #[pyo3(signature = (inputs, *args, **kwargs), text_signature = "($self, inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, \
+        output_value=\"sentence_embedding\", precision=\"float32\", convert_to_numpy=True, \
+        normalize_embeddings=False, truncate_dim=None)")]
     fn encode_query<'py>(
         slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
@@ -132,7 +134,9 @@ impl SentenceTransformer {
 
     /// ``encode`` with the model's ``"document"`` prompt when it has one and no
     /// ``prompt_name`` or ``prompt`` is given; ``encode``'s arguments and result.
-    #[pyo3(signature = (inputs, *args, **kwargs))]
+    #[pyo3(signature = (inputs, *args, **kwargs), text_signature = "($self, inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, \
+        output_value=\"sentence_embedding\", precision=\"float32\", convert_to_numpy=True, \
+        normalize_embeddings=False, truncate_dim=None)")]
     fn encode_document<'py>(
         slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,

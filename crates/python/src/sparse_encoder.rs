@@ -83,7 +83,8 @@ impl SparseEncoder {
 
     /// ``encode`` with the model's ``"query"`` prompt when it has one and no ``prompt_name``
     /// or ``prompt`` is given; ``encode``'s arguments and result.
-    #[pyo3(signature = (inputs, *args, **kwargs))]
+    #[pyo3(signature = (inputs, *args, **kwargs), text_signature = "($self, inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, *, \
+        max_active_dims=None)")]
     fn encode_query<'py>(
         slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
@@ -96,7 +97,8 @@ impl SparseEncoder {
 
     /// ``encode`` with the model's ``"document"`` prompt when it has one and no
     /// ``prompt_name`` or ``prompt`` is given; ``encode``'s arguments and result.
-    #[pyo3(signature = (inputs, *args, **kwargs))]
+    #[pyo3(signature = (inputs, *args, **kwargs), text_signature = "($self, inputs, prompt_name=None, prompt=None, batch_size=32, show_progress_bar=None, *, \
+        max_active_dims=None)")]
     fn encode_document<'py>(
         slf: &Bound<'py, Self>,
         inputs: &Bound<'py, PyAny>,
