@@ -386,7 +386,13 @@ mod tests {
 
     #[test]
     fn names_written_as_paths_are_missing_folders_not_hub_ids() {
-        for name in ["/no/such/model", "./no-such-model", "~/models/x", "models/org/name", "..\\x"] {
+        for name in [
+            "/no/such/model",
+            "./no-such-model",
+            "~/models/x",
+            "models/org/name",
+            "..\\x",
+        ] {
             let err = ModelFiles::resolve(name).unwrap_err();
             assert!(
                 matches!(&err, EncoderError::ModelFileMissing { path } if path == Path::new(name)),

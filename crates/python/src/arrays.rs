@@ -16,17 +16,23 @@ pub struct Texts {
 impl Texts {
     pub fn extract(inputs: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
         if let Ok(text) = inputs.cast::<PyString>() {
-            return Ok(Self { texts: vec![text.to_cow()?.into_owned()], single: true });
+            return Ok(Self {
+                texts: vec![text.to_cow()?.into_owned()],
+                single: true,
+            });
         }
         let iter = inputs.try_iter().map_err(|_| {
-            PyTypeError::new_err(format!("{what} must be a str or a list of str, not {}", type_name(inputs)))
+            PyTypeError::new_err(format!(
+                "{what} must be a str or a list of str, not {}",
+                type_name(inputs)
+            ))
         })?;
         let mut texts = Vec::new();
         for (i, item) in iter.enumerate() {
             let item = item?;
-            let text = item.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!("{what}[{i}] must be a str, not {}", type_name(&item)))
-            })?;
+            let text = item
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("{what}[{i}] must be a str, not {}", type_name(&item))))?;
             texts.push(text.to_cow()?.into_owned());
         }
         Ok(Self { texts, single: false })
@@ -43,19 +49,28 @@ pub fn pairs(inputs: &Bound<'_, PyAny>) -> PyResult<(Vec<(String, String)>, bool
         if item.is_instance_of::<PyString>() || item.len().ok()? != 2 {
             return None;
         }
-        Some((item.get_item(0).ok()?.extract().ok()?, item.get_item(1).ok()?.extract().ok()?))
+        Some((
+            item.get_item(0).ok()?.extract().ok()?,
+            item.get_item(1).ok()?.extract().ok()?,
+        ))
     };
     if let Some(pair) = as_pair(inputs) {
         return Ok((vec![pair], true));
     }
     let iter = inputs.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!("inputs must be a list of (str, str) pairs, not {}", type_name(inputs)))
+        PyTypeError::new_err(format!(
+            "inputs must be a list of (str, str) pairs, not {}",
+            type_name(inputs)
+        ))
     })?;
     let mut out = Vec::new();
     for (i, item) in iter.enumerate() {
         let item = item?;
         out.push(as_pair(&item).ok_or_else(|| {
-            PyTypeError::new_err(format!("inputs[{i}] must be a (str, str) pair, not {}", type_name(&item)))
+            PyTypeError::new_err(format!(
+                "inputs[{i}] must be a (str, str) pair, not {}",
+                type_name(&item)
+            ))
         })?);
     }
     Ok((out, false))
@@ -83,9 +98,9 @@ pub fn matrix(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Embeddings> {
 /// The values of a 1-D or 2-D float array (cast to float32, row-major) and its shape.
 fn floats(value: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<f32>, Vec<usize>)> {
     let np = value.py().import("numpy")?;
-    let array = np.call_method1("asarray", (value,)).map_err(|e| {
-        PyTypeError::new_err(format!("{what} must be a NumPy array or a list of numbers: {e}"))
-    })?;
+    let array = np
+        .call_method1("asarray", (value,))
+        .map_err(|e| PyTypeError::new_err(format!("{what} must be a NumPy array or a list of numbers: {e}")))?;
     let dtype = array.getattr("dtype")?;
     if dtype.getattr("kind")?.extract::<String>()? != "f" {
         return Err(PyTypeError::new_err(format!(
@@ -129,8 +144,7 @@ pub fn values_to_numpy<'py, T: numpy::Element>(
 
 /// A list of 1-D arrays, one per row (`convert_to_numpy=False`).
 pub fn rows_to_list<'py>(py: Python<'py>, embeddings: &Embeddings) -> PyResult<Bound<'py, PyAny>> {
-    let rows: Vec<Bound<'py, PyArray1<f32>>> =
-        embeddings.rows().map(|row| PyArray1::from_slice(py, row)).collect();
+    let rows: Vec<Bound<'py, PyArray1<f32>>> = embeddings.rows().map(|row| PyArray1::from_slice(py, row)).collect();
     Ok(PyList::new(py, rows)?.into_any())
 }
 
@@ -155,7 +169,9 @@ pub fn sparse(value: &Bound<'_, PyAny>, what: &str) -> PyResult<SparseEmbeddings
         }
         let csr = value.call_method0("tocsr")?;
         let [rows, dim] = shape[..] else {
-            return Err(PyValueError::new_err(format!("{what} must be a 1-D or 2-D sparse matrix, got shape {shape:?}")));
+            return Err(PyValueError::new_err(format!(
+                "{what} must be a 1-D or 2-D sparse matrix, got shape {shape:?}"
+            )));
         };
         let indptr: Vec<i64> = csr.getattr("indptr")?.call_method0("tolist")?.extract()?;
         let indices: Vec<i64> = csr.getattr("indices")?.call_method0("tolist")?.extract()?;

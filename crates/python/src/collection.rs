@@ -107,7 +107,10 @@ impl Collection {
         dtype: Option<&str>,
     ) -> PyResult<Self> {
         if !path.exists() {
-            return Err(PyFileNotFoundError::new_err(format!("no collection at {}", path.display())));
+            return Err(PyFileNotFoundError::new_err(format!(
+                "no collection at {}",
+                path.display()
+            )));
         }
         let engine = match (device, dtype) {
             (None, None) => py.detach(|| Engine::open(&path)),
@@ -223,15 +226,25 @@ impl Collection {
             "minmax" => Fusion::MinMax,
             "rrf" => Fusion::Rrf { k: 60.0 },
             "dbsf" => Fusion::Dbsf,
-            other => return Err(errors::value(format!("fusion must be \"minmax\", \"rrf\" or \"dbsf\", not {other:?}"))),
+            other => {
+                return Err(errors::value(format!(
+                    "fusion must be \"minmax\", \"rrf\" or \"dbsf\", not {other:?}"
+                )));
+            }
         };
         let rerank_mode = match rerank_mode {
             "fuse" => Rerank::Fuse { weight: rerank_weight },
             "replace" => Rerank::Replace,
-            other => return Err(errors::value(format!("rerank_mode must be \"fuse\" or \"replace\", not {other:?}"))),
+            other => {
+                return Err(errors::value(format!(
+                    "rerank_mode must be \"fuse\" or \"replace\", not {other:?}"
+                )));
+            }
         };
         if !(rerank_weight.is_finite() && rerank_weight >= 0.0) {
-            return Err(errors::value(format!("rerank_weight must be a finite number >= 0, not {rerank_weight}")));
+            return Err(errors::value(format!(
+                "rerank_weight must be a finite number >= 0, not {rerank_weight}"
+            )));
         }
         if !matches!(mode, "hybrid" | "dense" | "sparse" | "bm25") {
             return Err(errors::value(format!(
@@ -241,7 +254,11 @@ impl Collection {
         let engine = self.engine()?;
         let hits = py
             .detach(|| {
-                let search = engine.search(query).top_k(top_k).fusion(fusion).rerank_mode(rerank_mode);
+                let search = engine
+                    .search(query)
+                    .top_k(top_k)
+                    .fusion(fusion)
+                    .rerank_mode(rerank_mode);
                 let mut search = match mode {
                     "dense" => search.dense(),
                     "sparse" => search.sparse(),
@@ -329,7 +346,11 @@ impl Collection {
 
     fn __repr__(&self) -> String {
         match &*self.lock() {
-            Some(engine) => format!("Collection({:?}, documents={})", self.path.display().to_string(), engine.len()),
+            Some(engine) => format!(
+                "Collection({:?}, documents={})",
+                self.path.display().to_string(),
+                engine.len()
+            ),
             None => format!("Collection({:?}, closed)", self.path.display().to_string()),
         }
     }
@@ -337,7 +358,10 @@ impl Collection {
 
 impl Collection {
     fn wrap(engine: Engine, path: PathBuf) -> Self {
-        Self { inner: Mutex::new(Some(Arc::new(engine))), path }
+        Self {
+            inner: Mutex::new(Some(Arc::new(engine))),
+            path,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Arc<Engine>>> {
@@ -351,7 +375,7 @@ impl Collection {
         py: Python<'py>,
         docs: Vec<Document>,
         show_progress_bar: bool,
-        write: fn(&Engine, Vec<Document>, &mut dyn FnMut(Progress)) -> sieve_engine::Result<WriteReport>,
+        write: WriteFn,
     ) -> PyResult<Bound<'py, PyDict>> {
         let engine = self.engine()?;
         let report = py
@@ -371,6 +395,9 @@ impl Collection {
             .ok_or_else(|| errors::value(format!("the collection {} is closed", self.path.display())))
     }
 }
+
+/// [`Engine::add_with_progress`] or [`Engine::upsert_with_progress`].
+type WriteFn = fn(&Engine, Vec<Document>, &mut dyn FnMut(Progress)) -> sieve_engine::Result<WriteReport>;
 
 /// A filter expression (`str`) or a MongoDB-style `dict`.
 fn parse_filter(filter: &Bound<'_, PyAny>) -> PyResult<Filter> {

@@ -38,7 +38,9 @@ impl<'py> Activation<'py> {
         };
         if let Ok(name) = value.extract::<String>() {
             let name = capitalized(&name);
-            return ScoreActivation::from_python(&name).map(|a| Self::Builtin(Some(a))).map_err(errors::encoder);
+            return ScoreActivation::from_python(&name)
+                .map(|a| Self::Builtin(Some(a)))
+                .map_err(errors::encoder);
         }
         let class = value.get_type();
         let module: String = class.getattr("__module__")?.extract()?;
@@ -82,7 +84,10 @@ impl CrossEncoder {
         let model = py
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options))
             .map_err(errors::encoder)?;
-        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
+        Ok(Self {
+            model: Box::new(model),
+            name: model_name_or_path.to_string(),
+        })
     }
 
     /// Scores ``inputs``, a list of ``(query, text)`` pairs (or one pair), to a float32
@@ -129,7 +134,11 @@ impl CrossEncoder {
         } else {
             scores
         };
-        if convert_to_numpy { Ok(out) } else { out.call_method0("tolist") }
+        if convert_to_numpy {
+            Ok(out)
+        } else {
+            out.call_method0("tolist")
+        }
     }
 
     /// Scores ``query`` against each of ``documents`` and returns them best first, as a list of
@@ -163,7 +172,8 @@ impl CrossEncoder {
         let documents = arrays::Texts::extract(documents, "documents")?.texts;
         let pairs: Vec<(String, String)> = documents.iter().map(|d| (query.clone(), d.clone())).collect();
         let activation = Activation::extract(activation_fn)?;
-        let scores = numpy_values(&self.scores(py, &pairs, &activation, batch_size, show_progress_bar.unwrap_or(false))?)?;
+        let scores =
+            numpy_values(&self.scores(py, &pairs, &activation, batch_size, show_progress_bar.unwrap_or(false))?)?;
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         order.truncate(top_k.unwrap_or(order.len()));
@@ -213,7 +223,11 @@ impl CrossEncoder {
         batch_size: usize,
         show_progress_bar: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = PredictOptions { batch_size, activation: activation.builtin(), show_progress_bar };
+        let options = PredictOptions {
+            batch_size,
+            activation: activation.builtin(),
+            show_progress_bar,
+        };
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let scores: Embeddings = py
             .detach(|| self.model.predict_with(&pairs, &options))

@@ -50,7 +50,10 @@ impl SentenceTransformer {
         let model = py
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options)?.with_truncate_dim(truncate_dim))
             .map_err(errors::encoder)?;
-        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
+        Ok(Self {
+            model: Box::new(model),
+            name: model_name_or_path.to_string(),
+        })
     }
 
     /// Encodes ``inputs`` (a ``str`` or a list of ``str``) to a float32 ``numpy.ndarray`` of
@@ -222,9 +225,17 @@ impl SentenceTransformer {
 /// `model` alone, without the binding's conversions, to set against `model.encode(inputs)`.
 #[pyfunction]
 #[pyo3(signature = (model, inputs, batch_size=32))]
-pub fn _encode_seconds(py: Python<'_>, model: &SentenceTransformer, inputs: Vec<String>, batch_size: usize) -> PyResult<f64> {
+pub fn _encode_seconds(
+    py: Python<'_>,
+    model: &SentenceTransformer,
+    inputs: Vec<String>,
+    batch_size: usize,
+) -> PyResult<f64> {
     let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    let options = EncodeOptions { batch_size, ..EncodeOptions::default() };
+    let options = EncodeOptions {
+        batch_size,
+        ..EncodeOptions::default()
+    };
     py.detach(|| {
         let start = std::time::Instant::now();
         let embeddings = model.model.encode_with(&texts, &options)?;

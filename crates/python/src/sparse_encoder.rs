@@ -44,7 +44,10 @@ impl SparseEncoder {
             .detach(|| Model::from_pretrained_with(model_name_or_path, &options))
             .map_err(errors::encoder)?
             .with_max_active_dims(max_active_dims);
-        Ok(Self { model: Box::new(model), name: model_name_or_path.to_string() })
+        Ok(Self {
+            model: Box::new(model),
+            name: model_name_or_path.to_string(),
+        })
     }
 
     /// Encodes ``inputs`` (a ``str`` or a list of ``str``) to sparse vectors: a
@@ -291,7 +294,9 @@ impl SparseEmbeddings {
         let n = self.embeddings.len() as isize;
         let index = if i < 0 { i + n } else { i };
         if !(0..n).contains(&index) {
-            return Err(pyo3::exceptions::PyIndexError::new_err(format!("row {i} out of range for {n} rows")));
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "row {i} out of range for {n} rows"
+            )));
         }
         let row = self.embeddings.row(index as usize).clone();
         Ok(Self::new(Embeddings::new(vec![row], self.embeddings.dim())))

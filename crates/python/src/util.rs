@@ -9,7 +9,12 @@ use sieve_encoders::{Embeddings, Precision, SimilarityFn};
 use crate::arrays;
 use crate::errors;
 
-fn matrix_of<'py>(py: Python<'py>, function: SimilarityFn, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn matrix_of<'py>(
+    py: Python<'py>,
+    function: SimilarityFn,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let a = arrays::matrix(a, "a")?;
     let b = arrays::matrix(b, "b")?;
     let m = function.matrix(&a, &b).map_err(errors::encoder)?;
@@ -70,9 +75,14 @@ pub fn semantic_search<'py>(
         top_k,
         corpus_chunk_size,
         query_chunk_size,
-        score_function: score_function.map(self::score_function).transpose()?.unwrap_or_default(),
+        score_function: score_function
+            .map(self::score_function)
+            .transpose()?
+            .unwrap_or_default(),
     };
-    let results = py.detach(|| search(&queries, &corpus, &options)).map_err(errors::encoder)?;
+    let results = py
+        .detach(|| search(&queries, &corpus, &options))
+        .map_err(errors::encoder)?;
     let out = PyList::empty(py);
     for hits in results {
         let row = PyList::empty(py);
@@ -106,7 +116,10 @@ pub fn quantize_embeddings<'py>(
         (Some(ranges), _) => {
             let ranges = arrays::matrix(ranges, "ranges")?;
             if ranges.len() != 2 {
-                return Err(errors::value(format!("ranges must have 2 rows (minima, maxima), not {}", ranges.len())));
+                return Err(errors::value(format!(
+                    "ranges must have 2 rows (minima, maxima), not {}",
+                    ranges.len()
+                )));
             }
             Int8Ranges::new(ranges.row(0).to_vec(), ranges.row(1).to_vec())
                 .and_then(|r| r.quantize(&embeddings, precision))

@@ -59,7 +59,11 @@ type Path = Vec<String>;
 
 fn error(path: &Path, message: impl Into<String>) -> JsonFilterError {
     JsonFilterError {
-        path: if path.is_empty() { "$".to_string() } else { path.join(".") },
+        path: if path.is_empty() {
+            "$".to_string()
+        } else {
+            path.join(".")
+        },
         message: message.into(),
     }
 }
@@ -94,7 +98,11 @@ fn document(value: &Value, path: &mut Path) -> Result<Filter, JsonFilterError> {
                 for (i, item) in items.iter().enumerate() {
                     parts.push(nested(path, &i.to_string(), |path| document(item, path))?);
                 }
-                Ok(if key == "$and" { Filter::And(parts) } else { Filter::Or(parts) })
+                Ok(if key == "$and" {
+                    Filter::And(parts)
+                } else {
+                    Filter::Or(parts)
+                })
             }
             "$not" => Ok(document(value, path)?.not()),
             op if op.starts_with('$') => Err(error(
@@ -108,7 +116,11 @@ fn document(value: &Value, path: &mut Path) -> Result<Filter, JsonFilterError> {
 }
 
 fn single_or_and(mut all: Vec<Filter>) -> Filter {
-    if all.len() == 1 { all.remove(0) } else { Filter::And(all) }
+    if all.len() == 1 {
+        all.remove(0)
+    } else {
+        Filter::And(all)
+    }
 }
 
 /// The condition on one field: a plain value (equality) or an object of `$` operators.
@@ -188,8 +200,14 @@ mod tests {
         ];
         let cases = [
             (json!({"kind": "recipe"}), r#"kind = "recipe""#),
-            (json!({"kind": "recipe", "year": {"$gte": 2023}}), r#"kind = "recipe" and year >= 2023"#),
-            (json!({"year": {"$gt": 2020, "$lte": 2021}}), "year > 2020 and year <= 2021"),
+            (
+                json!({"kind": "recipe", "year": {"$gte": 2023}}),
+                r#"kind = "recipe" and year >= 2023"#,
+            ),
+            (
+                json!({"year": {"$gt": 2020, "$lte": 2021}}),
+                "year > 2020 and year <= 2021",
+            ),
             (json!({"year": {"$lt": 2022}}), "year < 2022"),
             (json!({"year": {"$ne": 2021}}), "year != 2021 and year != '2021'"),
             (json!({"kind": {"$in": ["note", "x"]}}), "kind in (note, x)"),
@@ -198,16 +216,29 @@ mod tests {
             (json!({"src.kind": {"$eq": "pdf"}}), "src.kind = pdf"),
             (json!({"none": {"$exists": true}}), "exists none"),
             (json!({"year": {"$exists": false}}), "not exists year"),
-            (json!({"$or": [{"kind": "note"}, {"tags": "a"}]}), "kind = note or tags = a"),
-            (json!({"$and": [{"kind": "recipe"}, {"$not": {"year": 2021}}]}), "kind = recipe and not year = '2021' and not year = 2021"),
+            (
+                json!({"$or": [{"kind": "note"}, {"tags": "a"}]}),
+                "kind = note or tags = a",
+            ),
+            (
+                json!({"$and": [{"kind": "recipe"}, {"$not": {"year": 2021}}]}),
+                "kind = recipe and not year = '2021' and not year = 2021",
+            ),
             (json!({"year": {"$not": {"$gte": 2022}}}), "not year >= 2022"),
-            (json!({"$and": []}), "kind = recipe or not kind = recipe or not exists kind"),
+            (
+                json!({"$and": []}),
+                "kind = recipe or not kind = recipe or not exists kind",
+            ),
         ];
         for (json, expr) in cases {
             let from_json = parse(json.clone());
             let from_expr: Filter = expr.parse().unwrap();
             for doc in &docs {
-                assert_eq!(from_json.matches(doc), from_expr.matches(doc), "{json} vs {expr} on {doc}");
+                assert_eq!(
+                    from_json.matches(doc),
+                    from_expr.matches(doc),
+                    "{json} vs {expr} on {doc}"
+                );
             }
         }
     }
@@ -215,8 +246,14 @@ mod tests {
     #[test]
     fn malformed_filters_name_the_place() {
         let err = |v: Value| Filter::from_json(&v).unwrap_err().to_string();
-        assert_eq!(err(json!(["kind"])), r#"filter at $: expected an object, found ["kind"]"#);
-        assert_eq!(err(json!({"year": {"$gte": "x"}})), r#"filter at year.$gte: expected a number, found "x""#);
+        assert_eq!(
+            err(json!(["kind"])),
+            r#"filter at $: expected an object, found ["kind"]"#
+        );
+        assert_eq!(
+            err(json!({"year": {"$gte": "x"}})),
+            r#"filter at year.$gte: expected a number, found "x""#
+        );
         assert!(err(json!({"year": {"$between": [1, 2]}})).starts_with("filter at year.$between: unknown operator"));
         assert!(err(json!({"$nor": []})).starts_with("filter at $nor: unknown operator at the top level"));
         assert!(err(json!({"$or": [{"a": 1}, 3]})).starts_with("filter at $or.1: expected an object"));
