@@ -10,7 +10,7 @@ use pythonize::{depythonize, pythonize};
 use serde_json::Value;
 use sieve_engine::{
     Collection as Engine, CollectionConfig, DEFAULT_DENSE_MODEL, DEFAULT_RERANKER, DEFAULT_SPARSE_MODEL, Document,
-    Durability, Filter, Fusion, Progress, Rerank, WriteReport,
+    Durability, Filter, Fusion, Progress, Rerank, SyncEvent, SyncOptions, WriteReport,
 };
 
 use crate::arrays::{self, Texts};
@@ -289,6 +289,63 @@ impl Collection {
         Ok(out)
     }
 
+    /// Indexes folders and files of documents as ``sieve index`` does, re-encoding only what
+    /// changed: ``.txt``, ``.md``, ``.rst`` and ``.html`` files are cut into chunks that fit the
+    /// dense model, each a document with id ``<relative path>#<chunk>`` and metadata ``path``,
+    /// ``chunk``, ``title``, ``byte_start``, ``byte_end`` and ``hash``. Files indexed before that
+    /// are no longer found (or now excluded) are removed. ``glob`` keeps only matching relative
+    /// paths (``"*.md"``), ``exclude`` leaves matching ones out. Returns the report as a dict
+    /// (files new / changed / unchanged / removed / skipped, chunks written / deleted, ...).
+    #[pyo3(signature = (paths, *, glob=None, exclude=Vec::new(), show_progress_bar=false))]
+    fn sync_folder<'py>(
+        &self,
+        py: Python<'py>,
+        paths: &Bound<'py, PyAny>,
+        glob: Option<String>,
+        exclude: Vec<String>,
+        show_progress_bar: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let paths: Vec<PathBuf> = match paths.extract::<PathBuf>() {
+            Ok(path) => vec![path],
+            Err(_) => paths.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "paths must be a path or a list of paths, not {}",
+                    arrays::type_name(paths)
+                ))
+            })?,
+        };
+        let mut options = SyncOptions::new(paths);
+        if let Some(glob) = glob {
+            options = options.glob(&glob).map_err(errors::engine)?;
+        }
+        for pattern in &exclude {
+            options = options.exclude(pattern).map_err(errors::engine)?;
+        }
+        let engine = self.engine()?;
+        let report = py
+            .detach(|| {
+                let bar = show_progress_bar.then(|| progress_bar("chunks"));
+                let report = engine.sync_folder(&options, &mut |event| match (&bar, event) {
+                    (Some(bar), SyncEvent::Batch { documents }) => {
+                        bar.set_length(documents as u64);
+                        bar.set_position(0);
+                    }
+                    (Some(bar), SyncEvent::Progress(p)) => {
+                        bar.set_message(p.stage);
+                        bar.set_position(p.done as u64);
+                    }
+                    (Some(bar), SyncEvent::Skipped(skipped)) => bar.println(format!("skipped: {skipped}")),
+                    _ => {}
+                });
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                report
+            })
+            .map_err(errors::engine)?;
+        Ok(pythonize(py, &report)?)
+    }
+
     /// The configuration, document and index counts, size on disk and the like, as a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine()?;
@@ -497,11 +554,7 @@ fn with_progress<T>(show: bool, write: impl FnOnce(&mut dyn FnMut(Progress)) -> 
     if !show {
         return write(&mut |_| {});
     }
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{msg:>8} [{bar:30}] {pos}/{len} docs {elapsed_precise}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar("docs");
     let out = write(&mut |p: Progress| {
         bar.set_length(p.total as u64);
         bar.set_message(p.stage);
@@ -509,4 +562,14 @@ fn with_progress<T>(show: bool, write: impl FnOnce(&mut dyn FnMut(Progress)) -> 
     });
     bar.finish_and_clear();
     out
+}
+
+/// A bar on stderr: the stage, the bar, done/total `unit`, elapsed time.
+fn progress_bar(unit: &str) -> indicatif::ProgressBar {
+    let template = format!("{{msg:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed_precise}}");
+    indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("a valid template")
+            .progress_chars("=> "),
+    )
 }

@@ -40,6 +40,12 @@ pub fn engine(error: EngineError) -> PyErr {
         | EngineError::DimensionMismatch { .. }
         | EngineError::RetrieverMissing(_)
         | EngineError::InvalidPattern { .. } => PyValueError::new_err(message),
+        EngineError::NotAFileName { .. } | EngineError::NameClash { .. } | EngineError::NoIndexableFiles { .. } => {
+            PyValueError::new_err(message)
+        }
+        EngineError::CannotIndex { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(message)
+        }
         EngineError::AlreadyExists { .. } => PyFileExistsError::new_err(message),
         _ => SieveError::new_err(message),
     }

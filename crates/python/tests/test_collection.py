@@ -145,3 +145,27 @@ def test_encode_releases_the_gil():
     worker.join()
     # Had the encode held the GIL, this thread could not have counted while it ran.
     assert during[0] > 1000
+
+
+def test_sync_folder_indexes_only_what_changed(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.md").write_text("# Tides\n\nTides follow the moon's gravitational pull.\n")
+    (docs / "tax.md").write_text("# Taxes\n\nQuarterly tax filing deadlines.\n")
+    with Collection.create(tmp_path / "c", reranker=None) as notes:
+        report = notes.sync_folder(docs)
+        assert report["files"]["new"] == 2 and report["documents"] == 2
+        hit = notes.search("why do tides happen", top_k=1)[0]
+        assert hit["id"] == "tides.md#0" and hit["metadata"]["path"] == "tides.md"
+        (docs / "tax.md").write_text("# Taxes\n\nTaxes are now due in May.\n")
+        (docs / "tides.md").unlink()
+        again = notes.sync_folder([docs], glob="*.md")
+        assert again["files"] == {"new": 0, "changed": 1, "unchanged": 0, "removed": 1, "skipped": 0}
+        assert len(notes) == 1 and "May" in notes.get("tax.md#0")["text"]
+        with pytest.raises(FileNotFoundError, match="missing"):
+            notes.sync_folder(tmp_path / "missing")
+        with pytest.raises(ValueError, match="no indexable files"):
+            notes.sync_folder(docs, glob="*.rst")
+        with pytest.raises(ValueError, match="invalid glob"):
+            notes.sync_folder(docs, exclude=["[unclosed"])
+        assert len(notes) == 1

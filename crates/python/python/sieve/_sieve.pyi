@@ -295,6 +295,15 @@ class Collection:
         diversity: float | None = None,
         keep_duplicates: bool = False,
     ) -> list[Hit]: ...
+    def sync_folder(
+        self,
+        paths: StrPath | Sequence[StrPath],
+        *,
+        glob: str | None = None,
+        exclude: Sequence[str] = (),
+        show_progress_bar: bool = False,
+    ) -> dict[str, Any]:
+        """Indexes folders of .txt/.md/.rst/.html files as `sieve index` does; the report as a dict."""
     def info(self) -> dict[str, Any]: ...
     def checkpoint(self) -> None: ...
     def close(self) -> None: ...
