@@ -1,0 +1,183 @@
+//! Hard-negative mining on a real collection (all-MiniLM-L6-v2 + BM25), and BEIR training
+//! pairs from SciFact with its dev split held out.
+
+use std::path::PathBuf;
+
+use sieve_engine::{Collection, CollectionConfig, Document, Retriever};
+use sieve_train::TrainError;
+use sieve_train::data::beir_pairs;
+use sieve_train::mining::{MiningOptions, mine_hard_negatives};
+
+const DOCS: [(&str, &str); 10] = [
+    (
+        "tides",
+        "Tides rise and fall because the moon's gravity pulls on the oceans.",
+    ),
+    ("spring-tides", "Spring tides happen when the sun and the moon line up."),
+    ("moon", "The moon orbits the earth once every twenty-seven days."),
+    ("waves", "Wind blowing over the sea raises waves on its surface."),
+    ("ocean", "The Pacific is the largest and deepest of the oceans."),
+    ("tax", "Quarterly tax filing deadlines for small businesses."),
+    ("soup", "A tomato soup recipe with basil, ready in half an hour."),
+    ("lamb", "Lamb chops roasted with rosemary and garlic."),
+    ("guitar", "How to tune a guitar by ear."),
+    ("mars", "Mars has two small moons, Phobos and Deimos."),
+];
+
+fn collection(name: &str) -> Collection {
+    let dir = std::env::temp_dir().join(format!("sieve-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = CollectionConfig {
+        sparse: None,
+        reranker: None,
+        ..CollectionConfig::default()
+    };
+    let collection = Collection::create(&dir, config).expect("models in the hub cache: run scripts/fetch-models");
+    collection
+        .add(DOCS.iter().map(|(id, text)| Document::new(*id, *text)).collect())
+        .unwrap();
+    collection
+}
+
+fn query() -> Vec<(String, Vec<String>)> {
+    vec![("why do the tides rise and fall".to_string(), vec!["tides".to_string()])]
+}
+
+#[test]
+fn negatives_skip_positives_and_follow_the_range() {
+    let c = collection("range");
+    let dense = |range_min, num_negatives| MiningOptions {
+        retriever: Some(Retriever::Dense),
+        range_min,
+        num_negatives,
+        ..Default::default()
+    };
+    let all = &mine_hard_negatives(&c, &query(), &dense(0, 9)).unwrap()[0];
+    let ids: Vec<&str> = all.negatives.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), 9);
+    assert!(!ids.contains(&"tides"));
+    assert_eq!(ids[0], "spring-tides");
+    assert!(all.negatives.windows(2).all(|w| w[0].1.score >= w[1].1.score));
+    assert_eq!(
+        all.negatives.iter().map(|(_, s)| s.rank).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    // range_min skips the first candidates; num_negatives keeps the best of the rest.
+    let later = &mine_hard_negatives(&c, &query(), &dense(2, 3)).unwrap()[0];
+    assert_eq!(later.negatives, all.negatives[2..5].to_vec());
+    // max_score drops the candidates above it.
+    let cap = all.negatives[3].1.score;
+    let capped = MiningOptions {
+        max_score: Some(cap),
+        ..dense(0, 9)
+    };
+    let below = &mine_hard_negatives(&c, &query(), &capped).unwrap()[0];
+    assert_eq!(below.negatives[0], all.negatives[3]);
+    // The hybrid first stage (dense + BM25 fused) mines too.
+    let hybrid = &mine_hard_negatives(&c, &query(), &MiningOptions::default()).unwrap()[0];
+    assert_eq!(hybrid.negatives.len(), 3);
+    assert!(hybrid.negatives.iter().all(|(id, _)| id != "tides"));
+}
+
+#[test]
+fn margins_compare_with_the_positives_similarity() {
+    let c = collection("margin");
+    let model = c.dense_model().unwrap();
+    let (q, d) = ("why do the tides rise and fall", DOCS[0].1);
+    let e = model.encode(&[q, d]).unwrap();
+    let positive = model.similarity(&e, &e).unwrap()[0][1];
+    let options = MiningOptions {
+        retriever: Some(Retriever::Dense),
+        absolute_margin: Some(0.2),
+        num_negatives: 9,
+        ..Default::default()
+    };
+    let mined = &mine_hard_negatives(&c, &query(), &options).unwrap()[0];
+    assert!(!mined.negatives.is_empty());
+    assert!(
+        mined.negatives.iter().all(|(_, s)| s.score <= positive - 0.2 + 1e-6),
+        "{positive} {mined:?}"
+    );
+    let unfiltered = MiningOptions {
+        absolute_margin: None,
+        ..options.clone()
+    };
+    let all = &mine_hard_negatives(&c, &query(), &unfiltered).unwrap()[0];
+    let expected: Vec<_> = all
+        .negatives
+        .iter()
+        .filter(|(_, s)| s.score <= positive - 0.2)
+        .cloned()
+        .collect();
+    assert_eq!(mined.negatives, expected);
+    let relative = MiningOptions {
+        absolute_margin: None,
+        relative_margin: Some(0.5),
+        ..options.clone()
+    };
+    let mined = &mine_hard_negatives(&c, &query(), &relative).unwrap()[0];
+    assert!(mined.negatives.iter().all(|(_, s)| s.score <= positive * 0.5 + 1e-6));
+
+    let err = |options: MiningOptions, queries: Vec<(String, Vec<String>)>| {
+        mine_hard_negatives(&c, &queries, &options).unwrap_err()
+    };
+    let hybrid_margin = MiningOptions {
+        retriever: None,
+        ..options.clone()
+    };
+    assert!(matches!(err(hybrid_margin, query()), TrainError::InvalidOption(m) if m.contains("Retriever::Dense")));
+    let empty_range = MiningOptions {
+        range_min: 5,
+        range_max: 5,
+        ..Default::default()
+    };
+    assert!(
+        err(empty_range, query())
+            .to_string()
+            .contains("range_min (5) must be below range_max (5)")
+    );
+    let unknown = vec![("tides".to_string(), vec!["no-such-doc".to_string()])];
+    assert!(
+        err(options, unknown)
+            .to_string()
+            .contains("\"no-such-doc\" is not in the collection")
+    );
+}
+
+#[test]
+fn scifact_training_pairs_leave_the_dev_queries_out() {
+    let shared = std::env::var_os("SIEVE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let scifact = shared.join("data/scifact");
+    let (train, dev) = (scifact.join("qrels/train.tsv"), scifact.join("qrels/dev.tsv"));
+    let pairs = beir_pairs(&scifact, &train, Some(&dev)).unwrap();
+    let dev_queries: std::collections::BTreeSet<String> = std::fs::read_to_string(&dev)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    let judged: Vec<(String, String)> = std::fs::read_to_string(&train)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols[0].to_string(), cols[1].to_string())
+        })
+        .filter(|(q, _)| !dev_queries.contains(q))
+        .collect();
+    assert_eq!(dev_queries.len(), 161);
+    assert!(pairs.queries.keys().all(|q| !dev_queries.contains(q)));
+    assert_eq!(pairs.pairs().len(), judged.len());
+    assert_eq!(pairs.queries().len(), pairs.queries.len());
+    let (q, d) = &judged[0];
+    assert!(pairs.positives[q].contains(d));
+    assert!(
+        pairs
+            .pairs()
+            .iter()
+            .any(|p| p.anchor == pairs.queries[q] && p.positive == pairs.corpus[d])
+    );
+}
