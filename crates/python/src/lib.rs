@@ -30,6 +30,9 @@ fn _sieve(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(util::dot_score, m)?)?;
     m.add_function(wrap_pyfunction!(util::semantic_search, m)?)?;
     m.add_function(wrap_pyfunction!(util::quantize_embeddings, m)?)?;
+    m.add_function(wrap_pyfunction!(util::paraphrase_mining, m)?)?;
+    m.add_function(wrap_pyfunction!(util::paraphrase_mining_embeddings, m)?)?;
+    m.add_function(wrap_pyfunction!(util::community_detection, m)?)?;
     m.add_function(wrap_pyfunction!(sentence_transformer::_encode_seconds, m)?)?;
     Ok(())
 }

@@ -3,7 +3,10 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use sieve_encoders::quantization::{Int8Ranges, QuantizedData, quantize_embeddings as quantize};
-use sieve_encoders::util::{SemanticSearchOptions, semantic_search as search};
+use sieve_encoders::util::{
+    CommunityDetectionOptions, ParaphraseMiningOptions, SemanticSearchOptions, community_detection as communities,
+    paraphrase_mining_embeddings as mine, semantic_search as search,
+};
 use sieve_encoders::{Embeddings, Precision, SimilarityFn};
 
 use crate::arrays;
@@ -137,4 +140,122 @@ pub fn quantize_embeddings<'py>(
         QuantizedData::Int8(v) => arrays::values_to_numpy(py, v, rows, cols, false),
         QuantizedData::Uint8(v) => arrays::values_to_numpy(py, v, rows, cols, false),
     })
+}
+
+fn mining_options(
+    query_chunk_size: usize,
+    corpus_chunk_size: usize,
+    max_pairs: usize,
+    top_k: usize,
+    score_function: Option<&Bound<'_, PyAny>>,
+) -> PyResult<ParaphraseMiningOptions> {
+    Ok(ParaphraseMiningOptions {
+        query_chunk_size,
+        corpus_chunk_size,
+        max_pairs,
+        top_k,
+        score_function: score_function
+            .map(self::score_function)
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn pairs_to_list(py: Python<'_>, pairs: Vec<(f32, usize, usize)>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for (score, i, j) in pairs {
+        out.append(PyList::new(
+            py,
+            [
+                score.into_pyobject(py)?.into_any(),
+                i.into_pyobject(py)?.into_any(),
+                j.into_pyobject(py)?.into_any(),
+            ],
+        )?)?;
+    }
+    Ok(out)
+}
+
+/// The most similar pairs of rows of ``embeddings``, best first, as ``[score, i, j]`` lists
+/// with ``i < j`` (sentence-transformers' ``util.paraphrase_mining_embeddings``).
+#[pyfunction]
+#[pyo3(signature = (embeddings, query_chunk_size=5000, corpus_chunk_size=100000, max_pairs=500000, top_k=100, score_function=None))]
+pub fn paraphrase_mining_embeddings<'py>(
+    py: Python<'py>,
+    embeddings: &Bound<'py, PyAny>,
+    query_chunk_size: usize,
+    corpus_chunk_size: usize,
+    max_pairs: usize,
+    top_k: usize,
+    score_function: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let embeddings = arrays::matrix(embeddings, "embeddings")?;
+    let options = mining_options(query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)?;
+    let pairs = py.detach(|| mine(&embeddings, &options)).map_err(errors::encoder)?;
+    pairs_to_list(py, pairs)
+}
+
+/// Encodes ``sentences`` with ``model`` and returns their most similar pairs as
+/// ``[score, i, j]`` lists, best first (sentence-transformers' ``util.paraphrase_mining``).
+#[pyfunction]
+#[pyo3(signature = (
+    model, sentences, show_progress_bar=false, batch_size=32, query_chunk_size=5000, corpus_chunk_size=100000,
+    max_pairs=500000, top_k=100, score_function=None, truncate_dim=None, prompt_name=None, prompt=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn paraphrase_mining<'py>(
+    py: Python<'py>,
+    model: &Bound<'py, crate::sentence_transformer::SentenceTransformer>,
+    sentences: &Bound<'py, PyAny>,
+    show_progress_bar: bool,
+    batch_size: usize,
+    query_chunk_size: usize,
+    corpus_chunk_size: usize,
+    max_pairs: usize,
+    top_k: usize,
+    score_function: Option<&Bound<'py, PyAny>>,
+    truncate_dim: Option<usize>,
+    prompt_name: Option<String>,
+    prompt: Option<String>,
+) -> PyResult<Bound<'py, PyList>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("batch_size", batch_size)?;
+    kwargs.set_item("show_progress_bar", show_progress_bar)?;
+    kwargs.set_item("truncate_dim", truncate_dim)?;
+    kwargs.set_item("prompt_name", prompt_name)?;
+    kwargs.set_item("prompt", prompt)?;
+    let embeddings = model.call_method("encode", (sentences,), Some(&kwargs))?;
+    paraphrase_mining_embeddings(
+        py,
+        &embeddings,
+        query_chunk_size,
+        corpus_chunk_size,
+        max_pairs,
+        top_k,
+        score_function,
+    )
+}
+
+/// Groups of rows whose cosine similarity to a centre row is at least ``threshold``, largest
+/// first, each at least ``min_community_size`` rows with the centre first (sentence-transformers'
+/// ``util.community_detection``).
+#[pyfunction]
+#[pyo3(signature = (embeddings, threshold=0.75, min_community_size=10, batch_size=1024, show_progress_bar=false))]
+pub fn community_detection<'py>(
+    py: Python<'py>,
+    embeddings: &Bound<'py, PyAny>,
+    threshold: f32,
+    min_community_size: usize,
+    batch_size: usize,
+    show_progress_bar: bool,
+) -> PyResult<Vec<Vec<usize>>> {
+    let embeddings = arrays::matrix(embeddings, "embeddings")?;
+    let options = CommunityDetectionOptions {
+        threshold,
+        min_community_size,
+        batch_size,
+        show_progress_bar,
+    };
+    py.detach(|| communities(&embeddings, &options))
+        .map_err(errors::encoder)
 }

@@ -189,3 +189,19 @@ def test_role_prompts_follow_sentence_transformers(tmp_path):
     np.testing.assert_array_equal(model.encode_query(text, batch_size=1), model.encode(text, prompt="query: "))
     # No "document" prompt: a plain encode.
     np.testing.assert_array_equal(model.encode_document(text), model.encode(text))
+
+
+def test_paraphrase_mining_and_communities_agree_with_brute_force(dense):
+    sentences = TEXTS + ["The weather is lovely today!", "It is sunny outside.", "He drove his car to the stadium."]
+    e = dense.encode(sentences)
+    sims = e @ e.T
+    expected = sorted(((float(sims[i, j]), i, j) for i in range(len(e)) for j in range(i + 1, len(e))), key=lambda t: -t[0])
+    mined = util.paraphrase_mining(dense, sentences, top_k=10)
+    assert [(i, j) for _, i, j in mined] == [(i, j) for _, i, j in expected]
+    np.testing.assert_allclose([s for s, _, _ in mined], [s for s, _, _ in expected], atol=1e-5)
+    assert util.paraphrase_mining_embeddings(e, top_k=10, max_pairs=3) == mined[:3]
+    communities = util.community_detection(e, threshold=0.8, min_community_size=2)
+    for community in communities:
+        centre = community[0]
+        assert all(sims[centre, m] >= 0.8 - 1e-6 for m in community)
+    assert {frozenset(c) for c in communities} >= {frozenset({0, 4})}

@@ -335,3 +335,32 @@ def quantize_embeddings(
     ranges: ArrayLike | None = None,
     calibration_embeddings: ArrayLike | None = None,
 ) -> np.ndarray: ...
+def paraphrase_mining_embeddings(
+    embeddings: ArrayLike,
+    query_chunk_size: int = 5000,
+    corpus_chunk_size: int = 100000,
+    max_pairs: int = 500000,
+    top_k: int = 100,
+    score_function: Callable[..., Any] | str | None = None,
+) -> list[list[float | int]]: ...
+def paraphrase_mining(
+    model: SentenceTransformer,
+    sentences: Sequence[str],
+    show_progress_bar: bool = False,
+    batch_size: int = 32,
+    query_chunk_size: int = 5000,
+    corpus_chunk_size: int = 100000,
+    max_pairs: int = 500000,
+    top_k: int = 100,
+    score_function: Callable[..., Any] | str | None = None,
+    truncate_dim: int | None = None,
+    prompt_name: str | None = None,
+    prompt: str | None = None,
+) -> list[list[float | int]]: ...
+def community_detection(
+    embeddings: ArrayLike,
+    threshold: float = 0.75,
+    min_community_size: int = 10,
+    batch_size: int = 1024,
+    show_progress_bar: bool = False,
+) -> list[list[int]]: ...
