@@ -186,6 +186,32 @@ impl Collection {
         }
     }
 
+    /// The stored vectors of the document ``id`` as ``{"dense": ..., "sparse": ...}``: a float32
+    /// array and a one-row sparse matrix (as ``SparseEncoder.encode`` returns), ``None`` where
+    /// the collection has no such model; ``None`` for an id that is not stored.
+    fn vectors<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let Some(vectors) = py.detach(|| engine.vectors(id)).map_err(errors::engine)? else {
+            return Ok(py.None().into_bound(py));
+        };
+        let out = PyDict::new(py);
+        match vectors.dense {
+            Some(dense) => {
+                let n = dense.len();
+                out.set_item("dense", arrays::values_to_numpy(py, dense, 1, n, true))?
+            }
+            None => out.set_item("dense", py.None())?,
+        }
+        match (vectors.sparse, engine.sparse_model()) {
+            (Some(sparse), Some(model)) => {
+                let row = sieve_encoders::SparseEmbeddings::new(vec![sparse], model.dim());
+                out.set_item("sparse", crate::sparse_encoder::SparseEmbeddings::output(py, row)?)?
+            }
+            _ => out.set_item("sparse", py.None())?,
+        }
+        Ok(out.into_any())
+    }
+
     /// Searches the collection: the ``top_k`` best documents for ``query``, best first, as
     /// dicts with ``id``, ``score``, ``text``, ``metadata`` and each ranking's
     /// ``{"rank", "score"}`` (``dense``, ``sparse``, ``bm25``, ``first_stage``, ``reranker``;

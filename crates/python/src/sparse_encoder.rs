@@ -209,6 +209,11 @@ impl SparseEmbeddings {
         Self { embeddings }
     }
 
+    /// `embeddings` as `encode` returns them: a SciPy CSR matrix, or a `SparseEmbeddings`.
+    pub(crate) fn output(py: Python<'_>, embeddings: Embeddings) -> PyResult<Bound<'_, PyAny>> {
+        Self::new(embeddings).into_output(py)
+    }
+
     /// A SciPy CSR matrix when SciPy is importable, else `self`.
     fn into_output(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         match py.import("scipy.sparse") {

@@ -169,3 +169,17 @@ def test_sync_folder_indexes_only_what_changed(tmp_path):
         with pytest.raises(ValueError, match="invalid glob"):
             notes.sync_folder(docs, exclude=["[unclosed"])
         assert len(notes) == 1
+
+
+def test_stored_vectors_are_what_the_encoders_give(tmp_path):
+    from sieve import SparseEncoder
+
+    text = DOCS["moon"][0]
+    with Collection.create(tmp_path / "c", reranker=None) as notes:
+        notes.add(["moon"], [text])
+        stored = notes.vectors("moon")
+        assert notes.vectors("missing") is None
+    np.testing.assert_allclose(stored["dense"], SentenceTransformer("all-MiniLM-L6-v2").encode(text), atol=1e-6)
+    sparse = SparseEncoder("rasyosef/splade-tiny").encode([text])
+    assert stored["sparse"].shape == (1, 30522)
+    np.testing.assert_allclose(stored["sparse"].toarray(), sparse.toarray(), atol=1e-6)

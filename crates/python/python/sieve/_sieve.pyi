@@ -281,6 +281,8 @@ class Collection:
     def get(self, ids: str) -> StoredDocument | None: ...
     @overload
     def get(self, ids: Sequence[str]) -> list[StoredDocument | None]: ...
+    def vectors(self, id: str) -> dict[str, Any] | None:
+        """The stored {"dense": float32 array | None, "sparse": sparse matrix | None}, or None."""
     def search(
         self,
         query: str,
