@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use common::scifact;
 use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Retriever};
+use sieve::index::HnswParams;
 
 fn collection() -> Collection {
     let data = scifact::data();
@@ -19,6 +20,11 @@ fn collection() -> Collection {
         sparse: Some(scifact::SPARSE_MODEL.into()),
         text: true,
         reranker: None,
+        // One graph for every run: the pinned figures below must not depend on thread timing.
+        hnsw: HnswParams {
+            parallel_insert: false,
+            ..HnswParams::default()
+        },
         ..CollectionConfig::default()
     };
     let c = Collection::create(&dir, config).unwrap_or_else(|e| panic!("{}: {e}", common::hub_hint()));
