@@ -988,3 +988,33 @@ fn real_models_truncate_dim_is_a_collection_option() {
     let err = Collection::create(tempdir("truncate-dim-bad"), too_wide).unwrap_err();
     assert!(err.to_string().contains("truncate_dim"), "{err}");
 }
+
+#[test]
+fn a_rerank_weight_that_is_not_a_finite_non_negative_number_is_refused() {
+    let dir = tempdir("rerank-weight");
+    let bm25_only = CollectionConfig {
+        dense: None,
+        sparse: None,
+        reranker: None,
+        ..CollectionConfig::default()
+    };
+    let c = Collection::create(&dir, bm25_only).unwrap();
+    c.add(vec![Document::new("a", "Tides follow the moon")]).unwrap();
+    for weight in [f32::NAN, f32::INFINITY, -0.5] {
+        let err = c
+            .search("tides")
+            .rerank_mode(Rerank::Fuse { weight })
+            .run()
+            .unwrap_err();
+        assert!(
+            matches!(&err, EngineError::InvalidInput(m) if m.contains("rerank weight must be a finite number >= 0")),
+            "{weight}: {err}"
+        );
+    }
+    let hits = c
+        .search("tides")
+        .rerank_mode(Rerank::Fuse { weight: 0.0 })
+        .run()
+        .unwrap();
+    assert_eq!(hits[0].id, "a");
+}

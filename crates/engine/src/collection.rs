@@ -395,6 +395,22 @@ impl Collection {
         self.models.dense.as_ref()
     }
 
+    /// `query` embedded as the dense retriever embeds it (the model's query prompt, unit length
+    /// after a `truncate_dim` cut), to score stored vectors ([`vectors`](Self::vectors)) the way
+    /// a dense search does; [`EngineError::RetrieverMissing`] without a dense model.
+    ///
+    /// ```no_run
+    /// # let c = sieve_engine::Collection::open("docs.sieve")?;
+    /// let query = c.dense_query_embedding("why do tides happen")?;
+    /// if let (Some(model), Some(stored)) = (c.dense_model(), c.vectors("tides")?.and_then(|v| v.dense)) {
+    ///     println!("{:.3}", model.similarity_fn().pair(&query, &stored));
+    /// }
+    /// # Ok::<(), sieve_engine::EngineError>(())
+    /// ```
+    pub fn dense_query_embedding(&self, query: &str) -> Result<Vec<f32>> {
+        crate::retrievers::dense::query_embedding(&self.models, query)
+    }
+
     /// The SPLADE model of sparse retrieval, when configured.
     ///
     /// ```no_run

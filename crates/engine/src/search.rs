@@ -363,6 +363,13 @@ impl<'c> Search<'c> {
                 "diversity must be within 0 and 1, got {d}"
             )));
         }
+        if let Rerank::Fuse { weight } = self.rerank_mode
+            && !(weight.is_finite() && weight >= 0.0)
+        {
+            return Err(EngineError::InvalidInput(format!(
+                "the rerank weight must be a finite number >= 0, got {weight}"
+            )));
+        }
         if self.diversity.is_some() && self.parts.schema.dense.is_none() {
             // Diversity compares the documents' dense embeddings.
             return Err(EngineError::RetrieverMissing("dense"));

@@ -10,7 +10,7 @@ use pythonize::{depythonize, pythonize};
 use serde_json::Value;
 use sieve_engine::{
     Collection as Engine, CollectionConfig, DEFAULT_DENSE_MODEL, DEFAULT_RERANKER, DEFAULT_SPARSE_MODEL, Document,
-    Durability, Filter, Fusion, Progress, Rerank, SyncEvent, SyncOptions, WriteReport,
+    Durability, Filter, Fusion, Progress, Rerank, Retriever, SyncEvent, SyncOptions, WriteReport,
 };
 
 use crate::arrays::{self, Texts};
@@ -267,16 +267,14 @@ impl Collection {
                 )));
             }
         };
-        if !(rerank_weight.is_finite() && rerank_weight >= 0.0) {
-            return Err(errors::value(format!(
-                "rerank_weight must be a finite number >= 0, not {rerank_weight}"
-            )));
-        }
-        if !matches!(mode, "hybrid" | "dense" | "sparse" | "bm25") {
-            return Err(errors::value(format!(
-                "mode must be \"hybrid\", \"dense\", \"sparse\" or \"bm25\", not {mode:?}"
-            )));
-        }
+        let retriever = match mode {
+            "hybrid" => None,
+            name => Some(Retriever::from_name(name).ok_or_else(|| {
+                errors::value(format!(
+                    "mode must be \"hybrid\", \"dense\", \"sparse\" or \"bm25\", not {name:?}"
+                ))
+            })?),
+        };
         let engine = self.engine()?;
         let hits = py
             .detach(|| {
@@ -285,11 +283,9 @@ impl Collection {
                     .top_k(top_k)
                     .fusion(fusion)
                     .rerank_mode(rerank_mode);
-                let mut search = match mode {
-                    "dense" => search.dense(),
-                    "sparse" => search.sparse(),
-                    "bm25" => search.bm25(),
-                    _ => search.hybrid(),
+                let mut search = match retriever {
+                    Some(retriever) => search.retrievers(&[retriever]),
+                    None => search.hybrid(),
                 };
                 search = match rerank {
                     Some(0) => search.no_rerank(),

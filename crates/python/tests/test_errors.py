@@ -78,6 +78,8 @@ def test_collection_errors_keep_the_data(tmp_path):
         notes.search("tides", mode="semantic")
     with pytest.raises(ValueError, match="fusion must be"):
         notes.search("tides", fusion="sum")
+    with pytest.raises(ValueError, match="rerank weight must be a finite number >= 0"):
+        notes.search("tides", rerank_weight=float("nan"))
     assert [h["id"] for h in notes.search("tides")] == ["a"]
     notes.close()
     notes.close()  # harmless

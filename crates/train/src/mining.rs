@@ -3,7 +3,6 @@
 //! ranks between `range_min` and `range_max` that are not judged positive, optionally only
 //! those scoring below the positive by a margin, the best `num_negatives` of them.
 
-use sieve_encoders::EncodeOptions;
 use sieve_engine::{Collection, Retriever, Scored};
 
 use crate::{Result, TrainError};
@@ -165,20 +164,13 @@ fn check(options: &MiningOptions) -> Result<()> {
 }
 
 /// The lowest similarity between `query` and its positives under the collection's bi-encoder,
-/// computed as the dense retriever scores (the query encoded with its prompt, the stored
+/// as the dense retriever scores them (the query embedded as it embeds queries, the stored
 /// document vectors).
 fn positive_floor(collection: &Collection, query: &str, positives: &[String]) -> Result<f32> {
     let model = collection
         .dense_model()
         .ok_or(sieve_engine::EngineError::RetrieverMissing("dense"))?;
-    let options = EncodeOptions {
-        normalize_embeddings: model.truncate_dim().is_some(),
-        ..model.options_for("query")
-    };
-    let encoded = model
-        .encode_with(&[query], &options)
-        .map_err(sieve_engine::EngineError::from)?;
-    let q = encoded.row(0);
+    let q = collection.dense_query_embedding(query)?;
     let mut floor = f32::INFINITY;
     for id in positives {
         let vectors = collection
@@ -187,7 +179,7 @@ fn positive_floor(collection: &Collection, query: &str, positives: &[String]) ->
         let dense = vectors
             .dense
             .ok_or(sieve_engine::EngineError::RetrieverMissing("dense"))?;
-        floor = floor.min(model.similarity_fn().pair(q, &dense));
+        floor = floor.min(model.similarity_fn().pair(&q, &dense));
     }
     Ok(floor)
 }

@@ -37,14 +37,20 @@ fn build(_path: &Path, schema: &Schema, store: &Store) -> Result<Box<dyn Retriev
 /// The query's embedding, with the model's query prompt when it has one.
 pub(crate) fn encode(models: &Models, query: &mut Query) -> Result<()> {
     if query.dense.is_none() {
-        let model = models.dense.as_ref().ok_or(EngineError::RetrieverMissing("dense"))?;
-        let options = EncodeOptions {
-            normalize_embeddings: model.truncate_dim().is_some(),
-            ..model.options_for("query")
-        };
-        query.dense = Some(model.encode_with(&[query.text.as_str()], &options)?.row(0).to_vec());
+        query.dense = Some(query_embedding(models, &query.text)?);
     }
     Ok(())
+}
+
+/// `text` embedded as a dense query: the model's query prompt, and unit length again after a
+/// Matryoshka cut, as the stored documents are.
+pub(crate) fn query_embedding(models: &Models, text: &str) -> Result<Vec<f32>> {
+    let model = models.dense.as_ref().ok_or(EngineError::RetrieverMissing("dense"))?;
+    let options = EncodeOptions {
+        normalize_embeddings: model.truncate_dim().is_some(),
+        ..model.options_for("query")
+    };
+    Ok(model.encode_with(&[text], &options)?.row(0).to_vec())
 }
 
 /// The query's embedding, which [`encode`] made.
