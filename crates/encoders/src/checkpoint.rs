@@ -6,6 +6,8 @@
 //! (`classifier.weight`, `cls.predictions.bias`). The table turns that name into every spelling a
 //! checkpoint may use; the first one present wins.
 
+#[cfg(feature = "train")]
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
@@ -83,7 +85,26 @@ pub(crate) struct Checkpoint {
     device: Device,
     /// What the tensors are cast to once on the device (f32 unless half precision was asked for).
     dtype: FloatDType,
+    /// Set when the model is being trained: every tensor handed out is then a gradient-tracked
+    /// leaf, kept here under the checkpoint key it was read from, so that each rebuild of the
+    /// model shares (and an optimizer step replaces) the same leaves.
+    #[cfg(feature = "train")]
+    pub(crate) parameters: Option<std::cell::RefCell<Parameters>>,
 }
+
+/// One trainable tensor: a leaf on an autodiff device, in the layout the model uses it in.
+#[cfg(feature = "train")]
+#[derive(Clone)]
+pub(crate) enum Leaf {
+    One(Tensor<1>),
+    Two(Tensor<2>),
+    /// A PyTorch `nn.Linear` weight, kept as burn's `[in, out]` (the checkpoint stores `[out, in]`).
+    Transposed(Tensor<2>),
+}
+
+/// The trainable tensors of a model by checkpoint key.
+#[cfg(feature = "train")]
+pub(crate) type Parameters = BTreeMap<String, Leaf>;
 
 impl Checkpoint {
     pub(crate) fn open(path: &Path, device: &Device, dtype: FloatDType) -> Result<Self> {
@@ -100,11 +121,19 @@ impl Checkpoint {
             data_start: 8 + header_len,
             device: device.clone(),
             dtype,
+            #[cfg(feature = "train")]
+            parameters: None,
         })
     }
 
     /// The values of `key` as f32, checked against `shape`.
     fn values(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let found = self.resolve(key, shape)?;
+        self.stored(&found)
+    }
+
+    /// The checkpoint key that holds canonical `key`, checked against `shape`.
+    fn resolve(&self, key: &str, shape: &[usize]) -> Result<String> {
         let tried = KEY_RULES.candidates(key);
         let Some((found, info)) = tried.iter().find_map(|k| Some((k, self.metadata.info(k)?))) else {
             return Err(EncoderError::MissingTensor {
@@ -120,6 +149,29 @@ impl Checkpoint {
                 found: info.shape.clone(),
             });
         }
+        Ok(found.clone())
+    }
+
+    /// Every key stored in the file, in file order, with its shape.
+    #[cfg(feature = "train")]
+    pub(crate) fn stored_keys(&self) -> Vec<(String, Vec<usize>)> {
+        let mut keys: Vec<_> = self
+            .metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (info.data_offsets.0, name, info.shape.clone()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, name, shape)| (name, shape)).collect()
+    }
+
+    /// The values stored under checkpoint key `found`, decoded to f32.
+    pub(crate) fn stored(&self, found: &str) -> Result<Vec<f32>> {
+        let info = self.metadata.info(found).ok_or_else(|| EncoderError::MissingTensor {
+            key: found.to_string(),
+            path: self.path.clone(),
+            tried: vec![found.to_string()],
+        })?;
         let (begin, end) = info.data_offsets;
         let data = &self.bytes[self.data_start + begin..self.data_start + end];
         let values: Vec<f32> = match info.dtype {
@@ -150,13 +202,61 @@ impl Checkpoint {
     }
 
     pub(crate) fn tensor1(&self, key: &str, dim: usize) -> Result<Tensor<1>> {
+        #[cfg(feature = "train")]
+        if self.parameters.is_some() {
+            return match self.leaf(key, &[dim], false)? {
+                Leaf::One(t) => Ok(t),
+                _ => Err(self.layout_clash(key)),
+            };
+        }
         let values = self.values(key, &[dim])?;
         Ok(self.on_device(TensorData::new(values, [dim])))
     }
 
     pub(crate) fn tensor2(&self, key: &str, shape: [usize; 2]) -> Result<Tensor<2>> {
+        #[cfg(feature = "train")]
+        if self.parameters.is_some() {
+            return match self.leaf(key, &shape, false)? {
+                Leaf::Two(t) => Ok(t),
+                _ => Err(self.layout_clash(key)),
+            };
+        }
         let values = self.values(key, &shape)?;
         Ok(self.on_device(TensorData::new(values, shape)))
+    }
+
+    /// The trainable leaf behind canonical `key` (`transposed`: an `nn.Linear` weight, kept
+    /// `[in, out]`), read from the file on first use and shared afterwards.
+    #[cfg(feature = "train")]
+    fn leaf(&self, key: &str, shape: &[usize], transposed: bool) -> Result<Leaf> {
+        let found = self.resolve(key, shape)?;
+        let parameters = self.parameters.as_ref().expect("called in training mode only");
+        if let Some(leaf) = parameters.borrow().get(&found) {
+            return Ok(leaf.clone());
+        }
+        let values = self.stored(&found)?;
+        let leaf = match (shape, transposed) {
+            (&[n], _) => Leaf::One(Tensor::from_data(TensorData::new(values, [n]), &self.device).require_grad()),
+            (&[rows, cols], false) => {
+                Leaf::Two(Tensor::from_data(TensorData::new(values, [rows, cols]), &self.device).require_grad())
+            }
+            (&[out, inp], true) => Leaf::Transposed(
+                Tensor::from_data(TensorData::new(transpose(&values, out, inp), [inp, out]), &self.device)
+                    .require_grad(),
+            ),
+            _ => return Err(self.layout_clash(key)),
+        };
+        parameters.borrow_mut().insert(found, leaf.clone());
+        Ok(leaf)
+    }
+
+    /// One checkpoint tensor asked for in two layouts (say, as a linear weight and as a table).
+    #[cfg(feature = "train")]
+    fn layout_clash(&self, key: &str) -> EncoderError {
+        EncoderError::InvalidWeights {
+            path: self.path.clone(),
+            reason: format!("tensor `{key}` is used in two layouts; it cannot be trained as one parameter"),
+        }
     }
 
     /// Values decoded to f32 on the host, then cast on the device, so f16/bf16 checkpoints and
@@ -168,13 +268,19 @@ impl Checkpoint {
     /// A PyTorch `nn.Linear(d_input, d_output)` stored as `{prefix}.weight` `[out, in]` and
     /// `{prefix}.bias`; burn keeps the weight as `[in, out]`, so it is transposed once here.
     pub(crate) fn linear(&self, prefix: &str, d_input: usize, d_output: usize) -> Result<Linear> {
-        let weight = self.values(&format!("{prefix}.weight"), &[d_output, d_input])?;
-        let mut transposed = vec![0.0f32; weight.len()];
-        for (o, row) in weight.chunks_exact(d_input).enumerate() {
-            for (i, w) in row.iter().enumerate() {
-                transposed[i * d_output + o] = *w;
-            }
+        let key = format!("{prefix}.weight");
+        #[cfg(feature = "train")]
+        if self.parameters.is_some() {
+            let Leaf::Transposed(weight) = self.leaf(&key, &[d_output, d_input], true)? else {
+                return Err(self.layout_clash(&key));
+            };
+            return Ok(Linear {
+                weight: Param::from_tensor(weight),
+                bias: Some(Param::from_tensor(self.tensor1(&format!("{prefix}.bias"), d_output)?)),
+            });
         }
+        let weight = self.values(&key, &[d_output, d_input])?;
+        let transposed = transpose(&weight, d_output, d_input);
         let weight = self.on_device(TensorData::new(transposed, [d_input, d_output]));
         let bias = self.tensor1(&format!("{prefix}.bias"), d_output)?;
         Ok(Linear {
@@ -195,6 +301,17 @@ impl Checkpoint {
             weight: Param::from_tensor(self.tensor2(key, [n, d_model])?),
         })
     }
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]`.
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; values.len()];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            out[c * rows + r] = *v;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub struct CrossEncoder {
     id2label: BTreeMap<usize, String>,
 }
 
-fn num_labels(config: &Value) -> usize {
+pub(crate) fn num_labels(config: &Value) -> usize {
     config
         .get("num_labels")
         .and_then(Value::as_u64)

@@ -41,6 +41,8 @@ mod sentence_transformer;
 mod similarity;
 mod sparse_encoder;
 mod tokenizer;
+#[cfg(feature = "train")]
+pub mod training;
 mod transformer;
 pub mod util;
 

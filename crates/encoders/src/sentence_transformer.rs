@@ -77,29 +77,9 @@ crate::hub::pretrained_constructors!(SentenceTransformer, "sentence-transformers
 impl SentenceTransformer {
     /// Loads from resolved model files with explicit options.
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
-        let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
         let st: SentenceTransformersConfig =
             read_optional(files, "config_sentence_transformers.json")?.unwrap_or_default();
-        // Without modules.json sentence-transformers builds Transformer + mean pooling.
-        let mut pooling = None;
-        let mut normalize = false;
-        for module in modules.iter().flatten() {
-            match module.class() {
-                "Transformer" => {}
-                "Pooling" => {
-                    let path = files.required(&format!("{}/config.json", module.path))?;
-                    pooling = Some(PoolingConfig::read(&path)?);
-                }
-                "Normalize" => normalize = true,
-                other => {
-                    return Err(EncoderError::InvalidArgument(format!(
-                        "module `{other}` of {} is not supported (supported: Transformer, Pooling, Normalize)",
-                        files.name()
-                    )));
-                }
-            }
-        }
-        let pooling = pooling.unwrap_or_else(PoolingConfig::mean);
+        let (pooling, normalize) = dense_modules(files)?;
         let transformer = Transformer::load(files, options, |_| Task::FeatureExtraction)?;
         let similarity_fn = st
             .similarity_fn_name
@@ -331,4 +311,29 @@ impl SentenceTransformer {
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.transformer.tokenizer
     }
+}
+
+/// The `Pooling` and `Normalize` modules `modules.json` lists after the `Transformer` (without
+/// modules.json sentence-transformers builds Transformer + mean pooling).
+pub(crate) fn dense_modules(files: &ModelFiles) -> Result<(PoolingConfig, bool)> {
+    let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
+    let mut pooling = None;
+    let mut normalize = false;
+    for module in modules.iter().flatten() {
+        match module.class() {
+            "Transformer" => {}
+            "Pooling" => {
+                let path = files.required(&format!("{}/config.json", module.path))?;
+                pooling = Some(PoolingConfig::read(&path)?);
+            }
+            "Normalize" => normalize = true,
+            other => {
+                return Err(EncoderError::InvalidArgument(format!(
+                    "module `{other}` of {} is not supported (supported: Transformer, Pooling, Normalize)",
+                    files.name()
+                )));
+            }
+        }
+    }
+    Ok((pooling.unwrap_or_else(PoolingConfig::mean), normalize))
 }

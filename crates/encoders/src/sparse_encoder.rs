@@ -74,31 +74,9 @@ crate::hub::pretrained_constructors!(SparseEncoder, "sparse-encoder", "rasyosef/
 impl SparseEncoder {
     /// Loads from resolved model files with explicit options.
     pub fn from_files(files: &ModelFiles, options: &LoadOptions) -> Result<Self> {
-        let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
         let st: SentenceTransformersConfig =
             read_optional(files, "config_sentence_transformers.json")?.unwrap_or_default();
-        // A plain *ForMaskedLM folder (no modules.json) is MLMTransformer + SpladePooling("max").
-        for module in modules.iter().flatten() {
-            match module.class() {
-                "Transformer" | "MLMTransformer" => {}
-                "SpladePooling" => {
-                    let config: SpladePoolingConfig =
-                        read_json(&files.required(&format!("{}/config.json", module.path))?)?;
-                    if config.pooling_strategy != "max" || config.activation_function != "relu" {
-                        return Err(EncoderError::InvalidArgument(format!(
-                            "SpladePooling with pooling_strategy `{}` and activation `{}` is not supported (only max / relu)",
-                            config.pooling_strategy, config.activation_function
-                        )));
-                    }
-                }
-                other => {
-                    return Err(EncoderError::InvalidArgument(format!(
-                        "module `{other}` of {} is not supported by SparseEncoder (supported: MLMTransformer, SpladePooling)",
-                        files.name()
-                    )));
-                }
-            }
-        }
+        sparse_modules(files)?;
         let transformer = Transformer::load(files, options, |_| Task::MaskedLm)?;
         let vocab_size = transformer
             .config
@@ -292,4 +270,32 @@ impl SparseEncoder {
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.transformer.tokenizer
     }
+}
+
+/// Checks the modules `modules.json` lists: `MLMTransformer` (or `Transformer`) and a max / relu
+/// `SpladePooling`.
+pub(crate) fn sparse_modules(files: &ModelFiles) -> Result<()> {
+    let modules: Option<Vec<ModuleEntry>> = read_optional(files, "modules.json")?;
+    // A plain *ForMaskedLM folder (no modules.json) is MLMTransformer + SpladePooling("max").
+    for module in modules.iter().flatten() {
+        match module.class() {
+            "Transformer" | "MLMTransformer" => {}
+            "SpladePooling" => {
+                let config: SpladePoolingConfig = read_json(&files.required(&format!("{}/config.json", module.path))?)?;
+                if config.pooling_strategy != "max" || config.activation_function != "relu" {
+                    return Err(EncoderError::InvalidArgument(format!(
+                        "SpladePooling with pooling_strategy `{}` and activation `{}` is not supported (only max / relu)",
+                        config.pooling_strategy, config.activation_function
+                    )));
+                }
+            }
+            other => {
+                return Err(EncoderError::InvalidArgument(format!(
+                    "module `{other}` of {} is not supported by SparseEncoder (supported: MLMTransformer, SpladePooling)",
+                    files.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }

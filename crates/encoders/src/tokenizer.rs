@@ -141,6 +141,16 @@ impl Tokenizer {
         self.max_length
     }
 
+    /// Truncates at `max_length` tokens from now on.
+    #[cfg(feature = "train")]
+    pub(crate) fn set_max_length(&mut self, max_length: usize) {
+        let mut truncation = self.inner.get_truncation().cloned().unwrap_or_default();
+        truncation.max_length = max_length;
+        // Only a stride not smaller than max_length is refused, and the stride is 0.
+        let _ = self.inner.with_truncation(Some(truncation));
+        self.max_length = max_length;
+    }
+
     pub(crate) fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }

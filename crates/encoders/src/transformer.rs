@@ -30,32 +30,10 @@ impl Transformer {
     pub(crate) fn load(files: &ModelFiles, options: &LoadOptions, task: impl FnOnce(&Value) -> Task) -> Result<Self> {
         let config_path = files.required("config.json")?;
         let config: Value = read_json(&config_path)?;
-        let sbert: SentenceBertConfig = read_optional(files, "sentence_bert_config.json")?.unwrap_or_default();
-        let tokenizer_config: TokenizerConfig = read_optional(files, "tokenizer_config.json")?.unwrap_or_default();
         let weights = files.required("model.safetensors")?;
-        let tokenizer_path = files.required("tokenizer.json")?;
-
         let device = options.device.burn_with(options.dtype)?;
         let model = Model::load(&config, &config_path, &weights, task(&config), &device, options.dtype)?;
-        // sentence-transformers: the configured max_seq_length, else the smaller of the
-        // tokenizer's and the position table's limits.
-        // A max_seq_length beyond the position table is clamped to it: longer inputs have no
-        // position embedding to look up.
-        let positions = model.max_position_embeddings();
-        let max_length = match sbert.max_seq_length {
-            Some(m) => m.min(positions),
-            None => match tokenizer_config.model_max_length {
-                Some(m) if m > 0.0 && m < NO_MAX_LENGTH => (m as usize).min(positions),
-                _ => positions,
-            },
-        };
-        let tokenizer = Tokenizer::from_file(
-            &tokenizer_path,
-            max_length,
-            sbert.do_lower_case,
-            tokenizer_config.pad_token(),
-        )?;
-        check_vocabulary(&config, &config_path, &tokenizer, &tokenizer_path)?;
+        let tokenizer = load_tokenizer(files, &config, &config_path, model.max_position_embeddings())?;
         Ok(Self {
             tokenizer,
             model,
@@ -104,6 +82,37 @@ impl Transformer {
         };
         sorted_batches(&lengths, batch_size, show_progress_bar, tokenize, run)
     }
+}
+
+/// The model folder's tokenizer, truncating at sentence-transformers' `max_seq_length`.
+pub(crate) fn load_tokenizer(
+    files: &ModelFiles,
+    config: &Value,
+    config_path: &Path,
+    positions: usize,
+) -> Result<Tokenizer> {
+    let sbert: SentenceBertConfig = read_optional(files, "sentence_bert_config.json")?.unwrap_or_default();
+    let tokenizer_config: TokenizerConfig = read_optional(files, "tokenizer_config.json")?.unwrap_or_default();
+    let tokenizer_path = files.required("tokenizer.json")?;
+    // sentence-transformers: the configured max_seq_length, else the smaller of the
+    // tokenizer's and the position table's limits.
+    // A max_seq_length beyond the position table is clamped to it: longer inputs have no
+    // position embedding to look up.
+    let max_length = match sbert.max_seq_length {
+        Some(m) => m.min(positions),
+        None => match tokenizer_config.model_max_length {
+            Some(m) if m > 0.0 && m < NO_MAX_LENGTH => (m as usize).min(positions),
+            _ => positions,
+        },
+    };
+    let tokenizer = Tokenizer::from_file(
+        &tokenizer_path,
+        max_length,
+        sbert.do_lower_case,
+        tokenizer_config.pad_token(),
+    )?;
+    check_vocabulary(config, config_path, &tokenizer, &tokenizer_path)?;
+    Ok(tokenizer)
 }
 
 /// Every id the tokenizer can produce must index the model's embedding table (`vocab_size`

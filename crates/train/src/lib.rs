@@ -15,7 +15,9 @@
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod losses;
 pub mod mining;
+pub mod optim;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ pub enum TrainError {
     /// Reading a file, or searching the collection, failed.
     #[error(transparent)]
     Engine(#[from] sieve_engine::EngineError),
+    /// Loading, running or saving a model failed.
+    #[error(transparent)]
+    Encoder(#[from] sieve_encoders::EncoderError),
 }
 
 /// Result alias for this crate.

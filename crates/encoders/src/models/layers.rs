@@ -129,6 +129,14 @@ pub(crate) struct VocabProjection {
 impl VocabProjection {
     /// `embeddings` is `[vocab, hidden]` as stored in checkpoints.
     pub(crate) fn new(embeddings: Tensor<2>, bias: Tensor<1>) -> Self {
+        if embeddings.is_autodiff() {
+            // Training: the transpose stays in the graph, so the tied word embeddings receive
+            // the decoder's gradient too.
+            return Self {
+                weight: embeddings.transpose(),
+                bias,
+            };
+        }
         let options = TensorCreationOptions::new(embeddings.device()).with_dtype(embeddings.dtype());
         Self {
             weight: Tensor::from_data(embeddings.transpose().into_data(), options),

@@ -223,24 +223,37 @@ impl Model {
         dtype: Dtype,
         on_host: bool,
     ) -> Result<Self> {
-        let family = family(config)?;
-        check_heads(config, config_path)?;
         // On the host, burn keeps f32 copies (embeddings, heads) and the kernels pack their own.
         let float = if on_host { FloatDType::F32 } else { dtype.burn() };
         let ckpt = Checkpoint::open(weights, device, float)?;
+        Self::from_checkpoint(config, config_path, &ckpt, task, dtype, on_host)
+    }
+
+    /// Builds the model from an opened checkpoint (for training, one whose tensors are
+    /// gradient-tracked leaves; the model is then rebuilt after every optimizer step).
+    pub(crate) fn from_checkpoint(
+        config: &Value,
+        config_path: &Path,
+        ckpt: &Checkpoint,
+        task: Task,
+        dtype: Dtype,
+        on_host: bool,
+    ) -> Result<Self> {
+        let family = family(config)?;
+        check_heads(config, config_path)?;
         let mut model = match family {
             "bert" => {
                 let c: BertConfig = parse(config, config_path)?;
                 let head = match task {
                     Task::FeatureExtraction => Head::None,
                     Task::SequenceClassification { num_labels } => {
-                        Head::BertClassifier(BertClassificationHead::load(&ckpt, &c, num_labels)?)
+                        Head::BertClassifier(BertClassificationHead::load(ckpt, &c, num_labels)?)
                     }
-                    Task::MaskedLm => Head::BertLm(BertLmHead::load(&ckpt, &c)?),
+                    Task::MaskedLm => Head::BertLm(BertLmHead::load(ckpt, &c)?),
                 };
                 let (hidden_size, max_position_embeddings) = (c.hidden_size, c.max_position_embeddings);
                 Self {
-                    backbone: Backbone::Bert(BertModel::load(&ckpt, c)?),
+                    backbone: Backbone::Bert(BertModel::load(ckpt, c)?),
                     head,
                     hidden_size,
                     max_position_embeddings,
@@ -249,9 +262,9 @@ impl Model {
             }
             "roberta" => {
                 let c: RobertaConfig = parse(config, config_path)?;
-                let head = roberta_style_head(&ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
+                let head = roberta_style_head(ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
                 let hidden_size = c.hidden_size;
-                let model = RobertaModel::load(&ckpt, c)?;
+                let model = RobertaModel::load(ckpt, c)?;
                 Self {
                     max_position_embeddings: model.max_positions(),
                     backbone: Backbone::Roberta(model),
@@ -262,9 +275,9 @@ impl Model {
             }
             "mpnet" => {
                 let c: MPNetConfig = parse(config, config_path)?;
-                let head = roberta_style_head(&ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
+                let head = roberta_style_head(ckpt, task, c.vocab_size, c.hidden_size, c.layer_norm_eps)?;
                 let hidden_size = c.hidden_size;
-                let model = MPNetModel::load(&ckpt, c)?;
+                let model = MPNetModel::load(ckpt, c)?;
                 Self {
                     max_position_embeddings: model.max_positions(),
                     backbone: Backbone::MPNet(model),
@@ -278,13 +291,13 @@ impl Model {
                 let head = match task {
                     Task::FeatureExtraction => Head::None,
                     Task::SequenceClassification { num_labels } => {
-                        Head::DistilBertClassifier(DistilBertClassificationHead::load(&ckpt, &c, num_labels)?)
+                        Head::DistilBertClassifier(DistilBertClassificationHead::load(ckpt, &c, num_labels)?)
                     }
-                    Task::MaskedLm => Head::DistilBertLm(DistilBertLmHead::load(&ckpt, &c)?),
+                    Task::MaskedLm => Head::DistilBertLm(DistilBertLmHead::load(ckpt, &c)?),
                 };
                 let (hidden_size, max_position_embeddings) = (c.dim, c.max_position_embeddings);
                 Self {
-                    backbone: Backbone::DistilBert(DistilBertModel::load(&ckpt, c)?),
+                    backbone: Backbone::DistilBert(DistilBertModel::load(ckpt, c)?),
                     head,
                     hidden_size,
                     max_position_embeddings,

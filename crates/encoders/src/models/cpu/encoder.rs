@@ -368,7 +368,7 @@ pub(crate) fn pad(
 
 /// Whether a model on `device` in `dtype` runs its layers here rather than in burn.
 pub(crate) fn runs_on_host(device: &burn::tensor::Device, dtype: Dtype) -> bool {
-    *device == burn::tensor::Device::flex() && (dtype != Dtype::F32 || !burn_forced())
+    !device.is_autodiff() && *device == burn::tensor::Device::flex() && (dtype != Dtype::F32 || !burn_forced())
 }
 
 /// `SIEVE_KERNEL=burn` keeps f32 models on burn's own CPU operations (the reference the host

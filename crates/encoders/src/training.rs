@@ -1,0 +1,445 @@
+//! Models being fine-tuned: the same architectures as inference, run on burn's autodiff over the
+//! CPU backend, with every weight a gradient-tracked leaf named by its checkpoint key.
+//!
+//! Inference is untouched by this module: [`TrainableModel`] loads its own copy of the weights,
+//! runs the models' plain burn layers (never the packed host kernels), and after training
+//! [`save`](TrainableModel::save)s a folder that [`SentenceTransformer`](crate::SentenceTransformer),
+//! [`CrossEncoder`](crate::CrossEncoder) and [`SparseEncoder`](crate::SparseEncoder) — and
+//! sentence-transformers itself — load unchanged.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Gradients, Tensor, TensorData};
+use safetensors::tensor::TensorView;
+use serde_json::Value;
+
+use crate::checkpoint::{Checkpoint, Leaf, Parameters, transpose};
+use crate::config::{PoolingConfig, read_json};
+use crate::device::Dtype;
+use crate::error::{EncoderError, Result};
+use crate::hub::ModelFiles;
+use crate::models::{Model, Task};
+use crate::pooling::{normalize, pool};
+use crate::tokenizer::{TokenBatch, Tokenizer};
+use crate::transformer::load_tokenizer;
+
+/// Which of sentence-transformers' three model kinds is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A bi-encoder (`SentenceTransformer`): texts to pooled embeddings.
+    SentenceTransformer,
+    /// A reranker (`CrossEncoder`): text pairs to logits.
+    CrossEncoder,
+    /// SPLADE (`SparseEncoder`): texts to vocabulary-sized activations.
+    SparseEncoder,
+}
+
+impl ModelKind {
+    /// The hub organisation a bare model name is looked up under, as in sentence-transformers.
+    fn organisation(self) -> &'static str {
+        match self {
+            Self::SentenceTransformer => "sentence-transformers",
+            Self::CrossEncoder => "cross-encoder",
+            Self::SparseEncoder => "sparse-encoder",
+        }
+    }
+}
+
+/// What the model computes after the transformer.
+enum Head {
+    Dense { pooling: PoolingConfig, normalize: bool },
+    Cross { num_labels: usize },
+    Sparse,
+}
+
+/// A model whose weights are being trained.
+///
+/// Forward passes ([`embed`](Self::embed), [`logits`](Self::logits), [`sparse`](Self::sparse))
+/// return tensors on burn's autodiff device; call `backward()` on a loss built from them and read
+/// each weight's gradient with [`Parameter::grad`]. The optimizer then hands new values back
+/// through [`set_values`](Self::set_values).
+///
+/// ```no_run
+/// use sieve_encoders::training::{ModelKind, TrainableModel};
+/// let model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, "all-MiniLM-L6-v2")?;
+/// let embeddings = model.embed(&["A query", "A document"])?; // [2, 384], gradient-tracked
+/// let loss = embeddings.clone().narrow(0, 0, 1).sum();
+/// let grads = loss.backward();
+/// let first = &model.parameters()[0];
+/// assert!(first.grad(&grads).is_some());
+/// # Ok::<(), sieve_encoders::EncoderError>(())
+/// ```
+pub struct TrainableModel {
+    kind: ModelKind,
+    head: Head,
+    task: Task,
+    files: ModelFiles,
+    config: Value,
+    config_path: PathBuf,
+    tokenizer: Tokenizer,
+    /// Holds the file's bytes (tensors never trained are saved from them) and the leaves.
+    checkpoint: Checkpoint,
+    device: burn::tensor::Device,
+    /// Rebuilt from the leaves after every update; building only wraps shared tensors.
+    model: Model,
+}
+
+/// One trained tensor, by its checkpoint key (`encoder.layer.0.attention.self.query.weight`).
+#[derive(Clone)]
+pub struct Parameter {
+    name: String,
+    leaf: Leaf,
+}
+
+impl Parameter {
+    /// The checkpoint key, as PyTorch's `named_parameters()` spells it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.flat().dims()[0]
+    }
+
+    /// Whether the tensor holds no value (never for a loaded model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` for biases and LayerNorm weights, which transformers' `Trainer` excludes from
+    /// weight decay.
+    pub fn is_bias_or_norm(&self) -> bool {
+        let name = self.name.to_lowercase();
+        name.contains("bias") || name.contains("layernorm") || name.contains("layer_norm") || name.contains("rmsnorm")
+    }
+
+    /// The current values, flat in the model's layout, without gradient tracking.
+    pub fn flat(&self) -> Tensor<1> {
+        match &self.leaf {
+            Leaf::One(t) => t.clone().inner(),
+            Leaf::Two(t) | Leaf::Transposed(t) => {
+                let n: usize = t.dims().iter().product();
+                t.clone().inner().reshape([n])
+            }
+        }
+    }
+
+    /// This tensor's gradient in `grads`, flat in the model's layout (as [`flat`](Self::flat)),
+    /// or `None` when the loss did not depend on it (say, BERT's pooler in a bi-encoder).
+    pub fn grad(&self, grads: &Gradients) -> Option<Tensor<1>> {
+        match &self.leaf {
+            Leaf::One(t) => t.grad(grads),
+            Leaf::Two(t) | Leaf::Transposed(t) => {
+                let n: usize = t.dims().iter().product();
+                t.grad(grads).map(|g| g.reshape([n]))
+            }
+        }
+    }
+
+    /// `flat` (values in the model's layout, as [`flat`](Self::flat) or [`grad`](Self::grad)
+    /// give them) in the checkpoint's layout: PyTorch `nn.Linear` weights are stored `[out, in]`.
+    pub fn to_checkpoint_layout(&self, flat: Tensor<1>) -> Result<Vec<f32>> {
+        let values = crate::transformer::to_vec(flat)?;
+        Ok(match &self.leaf {
+            Leaf::Transposed(t) => {
+                let [inp, out] = t.dims();
+                transpose(&values, inp, out)
+            }
+            _ => values,
+        })
+    }
+
+    /// The shape in the checkpoint's layout.
+    pub fn shape(&self) -> Vec<usize> {
+        match &self.leaf {
+            Leaf::One(t) => t.dims().to_vec(),
+            Leaf::Two(t) => t.dims().to_vec(),
+            Leaf::Transposed(t) => {
+                let [inp, out] = t.dims();
+                vec![out, inp]
+            }
+        }
+    }
+
+    /// A leaf holding `flat` in this parameter's shape.
+    fn with_values(&self, flat: Tensor<1>) -> Result<Leaf> {
+        if flat.dims()[0] != self.len() {
+            return Err(EncoderError::InvalidArgument(format!(
+                "parameter `{}` has {} values, the update {}",
+                self.name,
+                self.len(),
+                flat.dims()[0]
+            )));
+        }
+        let flat = flat.inner().autodiff();
+        Ok(match &self.leaf {
+            Leaf::One(_) => Leaf::One(flat.require_grad()),
+            Leaf::Two(t) => Leaf::Two(flat.reshape(t.dims()).require_grad()),
+            Leaf::Transposed(t) => Leaf::Transposed(flat.reshape(t.dims()).require_grad()),
+        })
+    }
+}
+
+impl TrainableModel {
+    /// Loads a model by hub id or folder for training, on the CPU. A bare name is looked up under
+    /// the kind's organisation (`sentence-transformers/`, `cross-encoder/`, `sparse-encoder/`).
+    pub fn from_pretrained(kind: ModelKind, name_or_path: &str) -> Result<Self> {
+        Self::from_files(kind, &ModelFiles::resolve_in(name_or_path, kind.organisation())?)
+    }
+
+    /// Loads from resolved model files.
+    pub fn from_files(kind: ModelKind, files: &ModelFiles) -> Result<Self> {
+        let config_path = files.required("config.json")?;
+        let config: Value = read_json(&config_path)?;
+        let (head, task) = match kind {
+            ModelKind::SentenceTransformer => {
+                let (pooling, normalize) = crate::sentence_transformer::dense_modules(files)?;
+                (Head::Dense { pooling, normalize }, Task::FeatureExtraction)
+            }
+            ModelKind::CrossEncoder => {
+                let num_labels = crate::cross_encoder::num_labels(&config);
+                (Head::Cross { num_labels }, Task::SequenceClassification { num_labels })
+            }
+            ModelKind::SparseEncoder => {
+                crate::sparse_encoder::sparse_modules(files)?;
+                (Head::Sparse, Task::MaskedLm)
+            }
+        };
+        let device = burn::tensor::Device::flex().autodiff();
+        let weights = files.required("model.safetensors")?;
+        let mut checkpoint = Checkpoint::open(&weights, &device, burn::tensor::FloatDType::F32)?;
+        checkpoint.parameters = Some(RefCell::new(Parameters::new()));
+        let model = Model::from_checkpoint(&config, &config_path, &checkpoint, task, Dtype::F32, false)?;
+        let tokenizer = load_tokenizer(files, &config, &config_path, model.max_position_embeddings())?;
+        Ok(Self {
+            kind,
+            head,
+            task,
+            files: files.clone(),
+            config,
+            config_path,
+            tokenizer,
+            checkpoint,
+            device,
+            model,
+        })
+    }
+
+    /// The kind of model.
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    /// The tokenizer (truncating at the model's `max_seq_length`).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Sets the length texts are truncated to (sentence-transformers' `max_seq_length`), at most
+    /// the position table's length.
+    pub fn set_max_seq_length(&mut self, length: usize) -> Result<()> {
+        let positions = self.model.max_position_embeddings();
+        if length == 0 || length > positions {
+            return Err(EncoderError::InvalidArgument(format!(
+                "max_seq_length {length} is outside 1..={positions} (the model's position table)"
+            )));
+        }
+        self.tokenizer.set_max_length(length);
+        Ok(())
+    }
+
+    /// The weights the forward passes have used so far, by checkpoint key. A freshly loaded
+    /// model has made one (empty) build, so every weight of its task is listed.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        self.leaves()
+            .borrow()
+            .iter()
+            .map(|(name, leaf)| Parameter {
+                name: name.clone(),
+                leaf: leaf.clone(),
+            })
+            .collect()
+    }
+
+    /// Replaces the weights with `values` (flat, in the order and layout of
+    /// [`parameters`](Self::parameters)), then rebuilds the model around them.
+    pub fn set_values(&mut self, values: Vec<Tensor<1>>) -> Result<()> {
+        let parameters = self.parameters();
+        if values.len() != parameters.len() {
+            return Err(EncoderError::InvalidArgument(format!(
+                "{} updates for {} parameters",
+                values.len(),
+                parameters.len()
+            )));
+        }
+        let mut updated = Parameters::new();
+        for (parameter, flat) in parameters.iter().zip(values) {
+            updated.insert(parameter.name.clone(), parameter.with_values(flat)?);
+        }
+        *self.leaves().borrow_mut() = updated;
+        self.model = Model::from_checkpoint(
+            &self.config,
+            &self.config_path,
+            &self.checkpoint,
+            self.task,
+            Dtype::F32,
+            false,
+        )?;
+        Ok(())
+    }
+
+    fn leaves(&self) -> &RefCell<Parameters> {
+        self.checkpoint
+            .parameters
+            .as_ref()
+            .expect("a trainable checkpoint has parameters")
+    }
+
+    fn tensors(&self, batch: &TokenBatch) -> (Tensor<2, burn::tensor::Int>, Tensor<2, burn::tensor::Int>, Tensor<2>) {
+        batch.tensors(&self.device)
+    }
+
+    /// Pooled (and, with a `Normalize` module, normalised) embeddings `[texts, dim]` of a
+    /// bi-encoder, as `SentenceTransformer.forward` gives `sentence_embedding`.
+    pub fn embed(&self, texts: &[&str]) -> Result<Tensor<2>> {
+        let Head::Dense {
+            pooling,
+            normalize: norm,
+        } = &self.head
+        else {
+            return Err(self.wrong_kind("embed", ModelKind::SentenceTransformer));
+        };
+        let batch = self.tokenizer.encode(texts)?;
+        let (ids, types, mask) = self.tensors(&batch);
+        let hidden = self.model.token_embeddings(ids, types, &mask);
+        let pooled = pool(pooling, hidden, &batch, &batch.attention_mask);
+        Ok(if *norm { normalize(pooled) } else { pooled })
+    }
+
+    /// Logits `[pairs, num_labels]` of a cross-encoder (before its activation).
+    pub fn logits(&self, pairs: &[(&str, &str)]) -> Result<Tensor<2>> {
+        if !matches!(self.head, Head::Cross { .. }) {
+            return Err(self.wrong_kind("logits", ModelKind::CrossEncoder));
+        }
+        let batch = self.tokenizer.encode_pairs(pairs)?;
+        let (ids, types, mask) = self.tensors(&batch);
+        Ok(self.model.classify(ids, types, &mask))
+    }
+
+    /// SPLADE activations `[texts, vocab]`: `max_t log(1 + relu(logits))` over real tokens.
+    pub fn sparse(&self, texts: &[&str]) -> Result<Tensor<2>> {
+        if !matches!(self.head, Head::Sparse) {
+            return Err(self.wrong_kind("sparse", ModelKind::SparseEncoder));
+        }
+        let batch = self.tokenizer.encode(texts)?;
+        let (ids, types, mask) = self.tensors(&batch);
+        Ok(self.model.splade(ids, types, &mask))
+    }
+
+    /// The number of labels of a cross-encoder (1 for rerankers); `None` for the other kinds.
+    pub fn num_labels(&self) -> Option<usize> {
+        match self.head {
+            Head::Cross { num_labels } => Some(num_labels),
+            _ => None,
+        }
+    }
+
+    fn wrong_kind(&self, method: &str, needs: ModelKind) -> EncoderError {
+        EncoderError::InvalidArgument(format!(
+            "{method}() is for a {needs:?}; this model was loaded as a {:?}",
+            self.kind
+        ))
+    }
+
+    /// Writes the model to `dir` as a folder sentence-transformers loads unchanged: every file
+    /// of the source folder (configs, `modules.json`, pooling, tokenizer files), with
+    /// `model.safetensors` holding the trained weights under the original keys (f32). Weights
+    /// the training never touched are written as loaded. The weights file is replaced
+    /// atomically, so an interrupted save leaves the previous one whole.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let source = self
+            .files
+            .required("config.json")?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        std::fs::create_dir_all(dir).map_err(|e| EncoderError::io(dir, e))?;
+        copy_folder(&source, dir)?;
+        self.write_weights(&dir.join("model.safetensors"))
+    }
+
+    fn write_weights(&self, path: &Path) -> Result<()> {
+        let trained: std::collections::HashMap<String, Parameter> =
+            self.parameters().into_iter().map(|p| (p.name.clone(), p)).collect();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, shape) in self.checkpoint.stored_keys() {
+            let values = match trained.get(&name) {
+                Some(p) => p.to_checkpoint_layout(p.flat())?,
+                None => self.checkpoint.stored(&name)?,
+            };
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((name, shape, bytes));
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, shape, bytes)| {
+                TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .map(|view| (name.clone(), view))
+                    .map_err(|e| EncoderError::InvalidWeights {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = Some(std::collections::HashMap::from([(
+            "format".to_string(),
+            "pt".to_string(),
+        )]));
+        let partial = path.with_extension("safetensors.partial");
+        safetensors::serialize_to_file(views, metadata, &partial).map_err(|e| EncoderError::InvalidWeights {
+            path: partial.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::rename(&partial, path).map_err(|e| EncoderError::io(path, e))
+    }
+}
+
+/// Weight files of other formats, which would hold the untrained weights: left behind.
+const SKIPPED: &[&str] = &[
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tf_model.h5",
+    "flax_model.msgpack",
+    "rust_model.ot",
+    "onnx",
+    "openvino",
+];
+
+/// Copies `from` into `to` recursively (following the hub cache's links), skipping weights.
+fn copy_folder(from: &Path, to: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(from).map_err(|e| EncoderError::io(from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EncoderError::io(from, e))?;
+        let name = entry.file_name();
+        if SKIPPED.iter().any(|s| name == *s) || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let target = to.join(&name);
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| EncoderError::io(&target, e))?;
+            copy_folder(&path, &target)?;
+        } else if path != target {
+            std::fs::copy(&path, &target).map_err(|e| EncoderError::io(&target, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Values of a host vector as a flat tensor on the CPU (no gradient tracking).
+pub fn flat_tensor(values: Vec<f32>) -> Tensor<1> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), &burn::tensor::Device::flex())
+}
