@@ -18,6 +18,7 @@ pub mod data;
 pub mod losses;
 pub mod mining;
 pub mod optim;
+pub mod trainer;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

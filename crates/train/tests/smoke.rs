@@ -1,0 +1,178 @@
+//! A few training steps per model kind on the tiny fixtures: the loss goes down, and the saved
+//! folder reloads in the inference encoders with the trained model's outputs.
+
+use std::path::{Path, PathBuf};
+
+use sieve_encoders::training::{ModelKind, TrainableModel};
+use sieve_encoders::{CrossEncoder, SentenceTransformer, SparseEncoder};
+use sieve_train::losses::{CrossLoss, DenseLoss, SpladeLoss};
+use sieve_train::trainer::{Example, Objective, Trainer, TrainingArgs};
+
+const TEXTS: [(&str, &str); 6] = [
+    ("The weather is lovely today.", "It's so sunny outside!"),
+    ("He drove to the stadium.", "A man is driving a car."),
+    ("A man is eating food.", "A man is eating a piece of bread."),
+    (
+        "A monkey is playing drums.",
+        "Someone in a gorilla costume is playing a set of drums.",
+    ),
+    ("The new movie is awesome.", "The new movie is so great."),
+    ("A woman is playing violin.", "A woman plays the violin on stage."),
+];
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} not found (the shared fixtures sit beside the repository)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("train-smoke-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn args() -> TrainingArgs {
+    TrainingArgs {
+        epochs: 4,
+        batch_size: 3,
+        lr: 2e-3,
+        warmup_ratio: 0.0,
+        ..TrainingArgs::default()
+    }
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+fn host(t: burn::tensor::Tensor<2>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn a_bi_encoder_learns_and_its_folder_reloads() {
+    let Some(dir) = fixture("bert-st-mean-norm") else {
+        return;
+    };
+    let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
+    let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
+    let mut epochs_seen = Vec::new();
+    let report = Trainer::new(Objective::Dense(DenseLoss::default()), args())
+        .fit(&mut model, &examples, |_, epoch| {
+            epochs_seen.push(epoch);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(epochs_seen, [1, 2, 3, 4]);
+    assert_eq!(report.steps, 8);
+    let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
+    assert!(
+        last < first * 0.9,
+        "the loss did not go down: {:?}",
+        report.epoch_losses
+    );
+
+    let out = out_dir("dense");
+    model.save(&out).unwrap();
+    for file in [
+        "modules.json",
+        "1_Pooling/config.json",
+        "tokenizer.json",
+        "config.json",
+        "model.safetensors",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing from the saved folder");
+    }
+    let texts: Vec<&str> = TEXTS.iter().map(|(a, _)| *a).collect();
+    let trained = host(model.embed(&texts).unwrap());
+    let reloaded = SentenceTransformer::load(&out).unwrap().encode(&texts).unwrap();
+    let base = SentenceTransformer::load(&dir).unwrap().encode(&texts).unwrap();
+    assert!(max_diff(&trained, reloaded.as_slice()) < 1e-5);
+    assert!(max_diff(&trained, base.as_slice()) > 1e-3, "training changed nothing");
+}
+
+#[test]
+fn a_reranker_learns_and_its_folder_reloads() {
+    let Some(dir) = fixture("roberta-ce") else { return };
+    let mut model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, dir.to_str().unwrap()).unwrap();
+    // Each query with its own answer (1) and the next query's (0).
+    let examples: Vec<Example> = (0..TEXTS.len())
+        .map(|i| {
+            let (q, p) = TEXTS[i];
+            Example::with_negatives(q, p, &[TEXTS[(i + 1) % TEXTS.len()].1])
+        })
+        .collect();
+    for loss in [CrossLoss::default(), CrossLoss::ListNet] {
+        let report = Trainer::new(Objective::Cross(loss), args())
+            .fit(&mut model, &examples, |_, _| Ok(()))
+            .unwrap();
+        let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
+        assert!(
+            last < first,
+            "{}: the loss did not go down: {:?}",
+            loss.name(),
+            report.epoch_losses
+        );
+    }
+    let out = out_dir("cross");
+    model.save(&out).unwrap();
+    let pairs: Vec<(&str, &str)> = TEXTS.to_vec();
+    let trained = host(model.logits(&pairs).unwrap());
+    let reloaded = CrossEncoder::load(&out).unwrap();
+    let scores = reloaded
+        .predict_with(
+            &pairs,
+            &sieve_encoders::PredictOptions {
+                activation: Some(sieve_encoders::ScoreActivation::Identity),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(max_diff(&trained, scores.as_slice()) < 1e-5);
+}
+
+#[test]
+fn splade_learns_and_its_folder_reloads() {
+    let Some(dir) = fixture("bert-splade") else { return };
+    let mut model = TrainableModel::from_pretrained(ModelKind::SparseEncoder, dir.to_str().unwrap()).unwrap();
+    let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
+    let report = Trainer::new(Objective::Sparse(SpladeLoss::default()), args())
+        .fit(&mut model, &examples, |_, _| Ok(()))
+        .unwrap();
+    let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
+    assert!(last < first, "the loss did not go down: {:?}", report.epoch_losses);
+    let out = out_dir("sparse");
+    model.save(&out).unwrap();
+    let texts: Vec<&str> = TEXTS.iter().map(|(a, _)| *a).collect();
+    let trained = host(model.sparse(&texts).unwrap());
+    let reloaded = SparseEncoder::load(&out).unwrap().encode(&texts).unwrap();
+    let vocab = trained.len() / texts.len();
+    let dense: Vec<f32> = reloaded.rows().iter().flat_map(|v| v.to_dense(vocab)).collect();
+    assert!(max_diff(&trained, &dense) < 1e-4);
+}
+
+#[test]
+fn a_loss_for_another_model_kind_is_refused() {
+    let Some(dir) = fixture("bert-st-mean-norm") else {
+        return;
+    };
+    let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
+    let examples = vec![Example::pair("a", "b")];
+    let err = Trainer::new(Objective::Cross(CrossLoss::default()), args())
+        .fit(&mut model, &examples, |_, _| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("CrossEncoder"), "{err}");
+    let err = model.logits(&[("a", "b")]).unwrap_err();
+    assert!(err.to_string().contains("logits()"), "{err}");
+}
