@@ -262,7 +262,7 @@ impl Trainer {
                 "epochs, batch size and gradient accumulation steps must be at least 1".into(),
             ));
         }
-        if !(args.lr.is_finite() && args.lr > 0.0) || !(0.0..1.0).contains(&args.warmup_ratio) {
+        if !(args.lr.is_finite() && args.lr > 0.0 && (0.0..1.0).contains(&args.warmup_ratio)) {
             return Err(TrainError::InvalidOption(format!(
                 "the learning rate must be positive ({}) and the warmup ratio in 0..1 ({})",
                 args.lr, args.warmup_ratio

@@ -57,7 +57,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn host(t: burn::tensor::Tensor<2>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
+    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 #[test]
