@@ -34,3 +34,5 @@ pub use sieve_engine::{
     Rerank, Retriever, Scored, Search, SearchHit, StoredVectors, SyncEvent, SyncOptions, SyncReport, WriteReport,
 };
 pub use sieve_index as index;
+#[cfg(feature = "train")]
+pub use sieve_train as train;

@@ -994,3 +994,108 @@ fn an_all_chapters_page_is_reported_and_its_copies_fold_into_one_hit() {
     assert_eq!(report["files"]["removed"], 1, "{report}");
     assert_eq!(report["duplicate_files"], serde_json::json!([]), "{report}");
 }
+
+/// `sieve train` on a six-document BEIR folder with a tiny random model: a checkpoint and a dev
+/// evaluation per epoch, the final model, `--resume` after the last checkpoint, and the errors.
+#[cfg(feature = "train")]
+#[test]
+fn train_checkpoints_evaluates_and_resumes() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bert-st-mean-norm");
+    if !fixture.is_dir() {
+        eprintln!(
+            "skipped: {} not found (the shared fixtures sit beside the repository)",
+            fixture.display()
+        );
+        return;
+    }
+    let dir = tempdir("train");
+    let data = dir.join("beir");
+    fs::create_dir_all(data.join("qrels")).unwrap();
+    let texts = [
+        (
+            "What is the weather like?",
+            "The weather is lovely today, so sunny outside.",
+        ),
+        ("Where did he drive?", "He drove his car to the stadium."),
+        ("What is the man eating?", "A man is eating a piece of bread."),
+        ("Who plays the drums?", "A monkey is playing drums."),
+        ("How is the new movie?", "The new movie is awesome."),
+        ("What does the woman play?", "A woman plays the violin."),
+    ];
+    let line = |id: usize, field: &str, text: &str| format!("{{\"_id\": \"{id}\", \"{field}\": \"{text}\"}}\n");
+    let corpus: String = texts.iter().enumerate().map(|(i, (_, d))| line(i, "text", d)).collect();
+    let queries: String = texts.iter().enumerate().map(|(i, (q, _))| line(i, "text", q)).collect();
+    fs::write(data.join("corpus.jsonl"), corpus).unwrap();
+    fs::write(data.join("queries.jsonl"), queries).unwrap();
+    let qrels: String = (0..6).map(|i| format!("{i}\t{i}\t1\n")).collect();
+    fs::write(
+        data.join("qrels/train.tsv"),
+        format!("query-id\tcorpus-id\tscore\n{qrels}"),
+    )
+    .unwrap();
+    fs::write(
+        data.join("qrels/dev.tsv"),
+        "query-id\tcorpus-id\tscore\n4\t4\t1\n5\t5\t1\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let (init, data_arg, dev, out_arg) = (
+        fixture.to_str().unwrap(),
+        data.to_str().unwrap(),
+        data.join("qrels/dev.tsv"),
+        out_dir.to_str().unwrap(),
+    );
+    let dev = dev.to_str().unwrap();
+    let base = [
+        "train",
+        "dense",
+        "--init",
+        init,
+        "--data",
+        data_arg,
+        "--dev-qrels",
+        dev,
+        "--out",
+        out_arg,
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = sieve(&args);
+        assert!(out.status.success(), "sieve {args:?} failed: {}", stderr(&out));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    };
+    let (stdout, notes) = run(&["--epochs", "2"]);
+    assert!(
+        notes.contains("on 4 examples"),
+        "the 2 dev queries are held out: {notes}"
+    );
+    assert!(
+        notes.contains("epoch 1: dev nDCG@10") && notes.contains("epoch 2: dev nDCG@10"),
+        "{notes}"
+    );
+    assert!(stdout.contains("trained 4 steps"), "{stdout}");
+    for file in [
+        "checkpoint-1/model.safetensors",
+        "checkpoint-2/modules.json",
+        "model.safetensors",
+        "1_Pooling/config.json",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let (stdout, notes) = run(&["--epochs", "3", "--resume"]);
+    assert!(notes.contains("resuming after epoch 2"), "{notes}");
+    assert!(
+        notes.contains("epoch 3: dev") && !notes.contains("epoch 1: dev"),
+        "{notes}"
+    );
+    assert!(stdout.contains("trained 6 steps"), "{stdout}");
+    assert!(out_dir.join("checkpoint-3/model.safetensors").is_file());
+
+    let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
+    fails(&with(&["--loss", "listnet"]), &["--loss", "listnet", "dense"]);
+    fails(&with(&["--hard-negatives", "3"]), &["--hard-negatives needs --db"]);
+}

@@ -187,7 +187,7 @@ pub struct BeirPairs {
     pub queries: BTreeMap<String, String>,
     /// Query id → ids of its positive documents.
     pub positives: BTreeMap<String, Vec<String>>,
-    /// Document id → title + " " + text.
+    /// Document id → title + " " + text, for every document of the folder.
     pub corpus: BTreeMap<String, String>,
 }
 
@@ -200,6 +200,29 @@ impl BeirPairs {
                 docs.iter().map(move |d| Pair {
                     anchor: self.queries[q].clone(),
                     positive: self.corpus[d].clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Training examples: one per (query, positive), with the query's mined negatives after
+    /// the positive (`mined` in [`queries`](Self::queries) order, or empty for none).
+    pub fn examples(&self, mined: &[crate::mining::Mined]) -> Vec<crate::trainer::Example> {
+        self.positives
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (q, docs))| {
+                let negatives: Vec<&str> = mined
+                    .get(i)
+                    .map(|m| {
+                        m.negatives
+                            .iter()
+                            .filter_map(|(id, _)| self.corpus.get(id).map(String::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                docs.iter().map(move |d| {
+                    crate::trainer::Example::with_negatives(&self.queries[q], &self.corpus[d], &negatives)
                 })
             })
             .collect()
@@ -249,8 +272,9 @@ pub fn beir_pairs(dir: &Path, qrels: &Path, exclude: Option<&Path>) -> Result<Be
             if grade == 0 {
                 continue;
             }
-            let doc = corpus.get(&d).ok_or_else(|| missing("document", &d))?;
-            out.corpus.insert(d.clone(), doc.clone());
+            if !corpus.contains_key(&d) {
+                return Err(missing("document", &d));
+            }
             positives.push(d);
         }
         if !positives.is_empty() {
@@ -259,6 +283,7 @@ pub fn beir_pairs(dir: &Path, qrels: &Path, exclude: Option<&Path>) -> Result<Be
             out.positives.insert(q, positives);
         }
     }
+    out.corpus = corpus;
     Ok(out)
 }
 

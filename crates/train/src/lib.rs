@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod evaluation;
 pub mod losses;
 pub mod mining;
 pub mod optim;

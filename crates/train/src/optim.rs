@@ -121,6 +121,11 @@ impl AdamW {
         self.step
     }
 
+    /// Moves the schedule on by `steps` without updating (resuming a run).
+    pub fn skip_steps(&mut self, steps: usize) {
+        self.step += steps;
+    }
+
     /// Adds `scale` times the gradients in `grads` (say `1 / accumulation steps`) to the ones
     /// gathered since the last step.
     pub fn accumulate(&mut self, model: &TrainableModel, grads: &Gradients, scale: f32) -> Result<()> {

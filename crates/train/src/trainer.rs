@@ -182,6 +182,9 @@ impl Objective {
 pub struct TrainingArgs {
     /// Passes over the examples (1).
     pub epochs: usize,
+    /// Epochs already done (resuming from a checkpoint): they are skipped, their shuffles drawn
+    /// and their steps counted in the learning-rate schedule (0).
+    pub start_epoch: usize,
     /// Examples per micro-batch (32): in-batch negatives come from the same micro-batch.
     pub batch_size: usize,
     /// Micro-batches whose gradients are added up before each optimizer step (1).
@@ -204,6 +207,7 @@ impl Default for TrainingArgs {
     fn default() -> Self {
         Self {
             epochs: 1,
+            start_epoch: 0,
             batch_size: 32,
             gradient_accumulation_steps: 1,
             lr: 5e-5,
@@ -297,6 +301,12 @@ impl Trainer {
         for epoch in 1..=args.epochs {
             let mut order: Vec<usize> = (0..examples.len()).collect();
             order.shuffle(&mut rng);
+            if epoch <= args.start_epoch {
+                let steps = self.steps_per_epoch(examples.len());
+                optimizer.skip_steps(steps);
+                bar.inc(steps as u64);
+                continue;
+            }
             let batches: Vec<Vec<&Example>> = order
                 .chunks(args.batch_size)
                 .map(|chunk| chunk.iter().map(|&i| &examples[i]).collect())

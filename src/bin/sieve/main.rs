@@ -11,6 +11,8 @@ mod index;
 mod info;
 mod rank;
 mod search;
+#[cfg(feature = "train")]
+mod train;
 
 use std::fmt;
 use std::path::Path;
@@ -47,6 +49,8 @@ enum Command {
     Eval(eval::Args),
     ImportBeir(import_beir::Args),
     Info(info::Args),
+    #[cfg(feature = "train")]
+    Train(train::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &out),
         Command::ImportBeir(args) => import_beir::run(args, &out),
         Command::Info(args) => info::run(args, &out),
+        #[cfg(feature = "train")]
+        Command::Train(args) => train::run(args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

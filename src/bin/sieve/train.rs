@@ -1,0 +1,304 @@
+//! `sieve train`: fine-tunes a bi-encoder, reranker or SPLADE model (`sieve::train`) on a BEIR
+//! folder or a pair / triplet / scored-pair file, with hard negatives mined from a collection,
+//! a checkpoint and a dev evaluation after every epoch.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sieve::encoders::training::{ModelKind, TrainableModel};
+use sieve::engine::eval::read_qrels;
+use sieve::train::data::{beir_pairs, read_pairs, read_scored_pairs, read_triplets};
+use sieve::train::evaluation::{RetrievalScores, evaluate_dense, evaluate_reranker, evaluate_sparse};
+use sieve::train::losses::{CrossLoss, DenseLoss, SpladeLoss};
+use sieve::train::mining::{MiningOptions, mine_hard_negatives};
+use sieve::train::trainer::{Example, Objective, Trainer, TrainingArgs};
+
+use crate::output::Output;
+use crate::{Error, Result, open_collection};
+
+/// Fine-tune a model with sentence-transformers' losses; the output folder loads in
+/// sentence-transformers unchanged.
+///
+/// DATA is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl / .tsv file of pairs
+/// (anchor, positive), triplets (anchor, positive, negative) or scored pairs (sentence1,
+/// sentence2, score). A checkpoint is written to OUT/checkpoint-N after every epoch and the
+/// final model to OUT; `--resume` continues after the last checkpoint (the weights and the
+/// learning-rate schedule resume, AdamW's moments start afresh).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sieve train dense --init sentence-transformers/all-MiniLM-L6-v2 --data scifact --dev-qrels scifact/qrels/dev.tsv \\
+      --db scifact.sieve --hard-negatives 3 --epochs 1 --out minilm-scifact
+  sieve train cross --init sieve/stsb-minilm-l6-ce --data scifact --dev-qrels scifact/qrels/dev.tsv \\
+      --db scifact.sieve --hard-negatives 7 --loss listnet --lr 3e-5 --out reranker-scifact")]
+pub struct Args {
+    /// What to train: dense (bi-encoder), cross (reranker) or sparse (SPLADE).
+    #[arg(value_enum)]
+    kind: Kind,
+    /// The model to start from (hub id or folder).
+    #[arg(long, value_name = "MODEL")]
+    init: String,
+    /// A BEIR folder or a pair / triplet / scored-pair file.
+    #[arg(long, value_name = "PATH")]
+    data: PathBuf,
+    /// Training judgments of a BEIR folder [default: DATA/qrels/train.tsv].
+    #[arg(long, value_name = "FILE")]
+    qrels: Option<PathBuf>,
+    /// Held-out judgments: their queries are left out of training and evaluated after every
+    /// epoch (nDCG@10, MRR@10).
+    #[arg(long, value_name = "FILE")]
+    dev_qrels: Option<PathBuf>,
+    /// Where the model is written.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// A collection of the BEIR corpus: hard negatives are mined from its hybrid first stage,
+    /// and a reranker is evaluated over its top 20.
+    #[arg(long, value_name = "DIR")]
+    db: Option<PathBuf>,
+    /// Hard negatives per query, from the collection's hybrid top `--range-max`.
+    #[arg(long, default_value_t = 0)]
+    hard_negatives: usize,
+    /// Candidates considered when mining.
+    #[arg(long, default_value_t = 100)]
+    range_max: usize,
+    /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce or listnet (cross); splade.
+    /// Sentence-transformers' class names are accepted too [default: mnrl, bce, splade].
+    #[arg(long)]
+    loss: Option<String>,
+    /// Widths of the Matryoshka loss, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "384,256,128,64")]
+    matryoshka_dims: Vec<usize>,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Examples per batch (in-batch negatives come from the same batch).
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Batches whose gradients add up to one optimizer step.
+    #[arg(long, default_value_t = 1)]
+    gradient_accumulation_steps: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
+    /// Fraction of the steps spent warming up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// Weight decay (not on biases and LayerNorm weights).
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Texts are truncated to this many tokens [default: the model's max_seq_length].
+    #[arg(long)]
+    max_seq_length: Option<usize>,
+    /// Seed of the shuffling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Continue from the last checkpoint in OUT.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Dense,
+    Cross,
+    Sparse,
+}
+
+impl Kind {
+    fn model_kind(self) -> ModelKind {
+        match self {
+            Self::Dense => ModelKind::SentenceTransformer,
+            Self::Cross => ModelKind::CrossEncoder,
+            Self::Sparse => ModelKind::SparseEncoder,
+        }
+    }
+}
+
+fn objective(args: &Args) -> Result<Objective> {
+    let name = args.loss.as_deref().map(str::to_lowercase);
+    let name = name.as_deref().map(|n| n.trim_end_matches("loss"));
+    let mnrl = DenseLoss::MultipleNegativesRanking { scale: 20.0 };
+    Ok(match (args.kind, name) {
+        (Kind::Dense, None | Some("mnrl" | "multiplenegativesranking")) => Objective::Dense(mnrl),
+        (Kind::Dense, Some("cosent")) => Objective::Dense(DenseLoss::CoSent { scale: 20.0 }),
+        (Kind::Dense, Some("cosine" | "cosinesimilarity")) => Objective::Dense(DenseLoss::CosineSimilarity),
+        (Kind::Dense, Some("matryoshka")) => Objective::Dense(DenseLoss::Matryoshka {
+            inner: Box::new(mnrl),
+            weights: vec![1.0; args.matryoshka_dims.len()],
+            dims: args.matryoshka_dims.clone(),
+        }),
+        (Kind::Cross, None | Some("bce" | "binarycrossentropy")) => Objective::Cross(CrossLoss::default()),
+        (Kind::Cross, Some("listnet")) => Objective::Cross(CrossLoss::ListNet),
+        (Kind::Sparse, None | Some("splade")) => Objective::Sparse(SpladeLoss::default()),
+        (kind, Some(other)) => {
+            return Err(Error::msg(format!(
+                "--loss {other:?} is not a loss for `sieve train {}` (dense: mnrl, cosent, cosine, matryoshka; cross: bce, listnet; sparse: splade)",
+                format!("{kind:?}").to_lowercase()
+            )));
+        }
+    })
+}
+
+/// Examples of a pair / triplet / scored-pair file, as the loss reads them.
+fn file_examples(path: &Path, scored: bool) -> Result<Vec<Example>> {
+    let err = |e: sieve::train::TrainError| Error::msg(e.to_string());
+    if scored {
+        return Ok(read_scored_pairs(path)
+            .map_err(err)?
+            .into_iter()
+            .map(|p| Example::scored(&p.sentence1, &p.sentence2, p.score))
+            .collect());
+    }
+    match read_triplets(path) {
+        Ok(triplets) => Ok(triplets
+            .into_iter()
+            .map(|t| Example::with_negatives(&t.anchor, &t.positive, &[&t.negative]))
+            .collect()),
+        Err(_) => Ok(read_pairs(path)
+            .map_err(err)?
+            .into_iter()
+            .map(|p| Example::pair(&p.anchor, &p.positive))
+            .collect()),
+    }
+}
+
+/// The highest `checkpoint-N` in `out`.
+fn last_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
+    std::fs::read_dir(out)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_prefix("checkpoint-")?.parse().ok()?;
+            e.path().join("model.safetensors").is_file().then(|| (n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+}
+
+pub fn run(args: Args, out: &Output) -> Result {
+    let objective = objective(&args)?;
+    let err = |e: sieve::train::TrainError| Error::msg(e.to_string());
+    let scored = matches!(
+        &objective,
+        Objective::Dense(DenseLoss::CoSent { .. } | DenseLoss::CosineSimilarity)
+    );
+    if args.hard_negatives > 0 && args.db.is_none() {
+        return Err(Error::msg(
+            "--hard-negatives needs --db, the collection to mine them from",
+        ));
+    }
+    let collection = args.db.as_deref().map(|db| open_collection(db, out)).transpose()?;
+    // Examples, and the held-out queries and corpus to evaluate on.
+    let mut dev = None;
+    let examples = if args.data.is_dir() {
+        let qrels = args.qrels.clone().unwrap_or_else(|| args.data.join("qrels/train.tsv"));
+        let pairs = beir_pairs(&args.data, &qrels, args.dev_qrels.as_deref()).map_err(err)?;
+        let mined = match (&collection, args.hard_negatives) {
+            (Some(collection), n) if n > 0 => {
+                out.note(&format!(
+                    "mining {n} hard negatives for {} queries",
+                    pairs.queries.len()
+                ));
+                let options = MiningOptions {
+                    num_negatives: n,
+                    range_max: args.range_max,
+                    ..MiningOptions::default()
+                };
+                mine_hard_negatives(collection, &pairs.queries(), &options).map_err(err)?
+            }
+            _ => Vec::new(),
+        };
+        if let Some(dev_qrels) = &args.dev_qrels {
+            let judged = read_qrels(dev_qrels)?;
+            let queries: BTreeMap<String, String> = sieve::engine::eval::read_jsonl(&args.data.join("queries.jsonl"))?
+                .into_iter()
+                .filter(|(id, _)| judged.contains_key(id))
+                .collect();
+            dev = Some((queries, judged, pairs.corpus.clone()));
+        }
+        pairs.examples(&mined)
+    } else {
+        if args.dev_qrels.is_some() {
+            return Err(Error::msg(
+                "--dev-qrels needs DATA to be a BEIR folder (its queries and corpus)",
+            ));
+        }
+        file_examples(&args.data, scored)?
+    };
+    if examples.is_empty() {
+        return Err(Error::msg(format!("no training example in {}", args.data.display())));
+    }
+    // The model: from --init, or the last checkpoint when resuming.
+    let resume = if args.resume { last_checkpoint(&args.out) } else { None };
+    let init = match &resume {
+        Some((epoch, dir)) => {
+            out.note(&format!("resuming after epoch {epoch} from {}", dir.display()));
+            dir.to_string_lossy().into_owned()
+        }
+        None => args.init.clone(),
+    };
+    let mut model = TrainableModel::from_pretrained(args.kind.model_kind(), &init)?;
+    if let Some(length) = args.max_seq_length {
+        model.set_max_seq_length(length)?;
+    }
+    let training = TrainingArgs {
+        epochs: args.epochs,
+        start_epoch: resume.as_ref().map_or(0, |(epoch, _)| *epoch),
+        batch_size: args.batch_size,
+        gradient_accumulation_steps: args.gradient_accumulation_steps,
+        lr: args.lr,
+        warmup_ratio: args.warmup_ratio,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        show_progress_bar: out.bars(),
+        ..TrainingArgs::default()
+    };
+    out.note(&format!(
+        "training {} on {} examples with {} for {} epochs",
+        args.init,
+        examples.len(),
+        objective.name(),
+        args.epochs
+    ));
+    let evaluate = |dir: &Path| -> Result<Option<RetrievalScores>> {
+        let Some((queries, qrels, corpus)) = &dev else {
+            return Ok(None);
+        };
+        let scores = match args.kind {
+            Kind::Dense => evaluate_dense(dir, queries, corpus, qrels),
+            Kind::Sparse => evaluate_sparse(dir, queries, corpus, qrels),
+            Kind::Cross => match &collection {
+                Some(collection) => evaluate_reranker(dir, collection, queries, qrels, 20),
+                None => return Ok(None),
+            },
+        };
+        scores.map(Some).map_err(err)
+    };
+    let trainer = Trainer::new(objective, training);
+    let report = trainer
+        .fit(&mut model, &examples, |model, epoch| {
+            let dir = args.out.join(format!("checkpoint-{epoch}"));
+            model.save(&dir)?;
+            match evaluate(&dir) {
+                Ok(Some(s)) => out.note(&format!(
+                    "epoch {epoch}: dev nDCG@10 {:.4}, MRR@10 {:.4} ({} queries); checkpoint {}",
+                    s.ndcg_at_10,
+                    s.mrr_at_10,
+                    s.queries,
+                    dir.display()
+                )),
+                Ok(None) => out.note(&format!("epoch {epoch}: checkpoint {}", dir.display())),
+                Err(e) => return Err(sieve::train::TrainError::InvalidOption(e.to_string())),
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    model.save(&args.out)?;
+    outln!(
+        "trained {} steps in {:.1} min ({:.1} examples/s); epoch losses {:?}; model in {}",
+        report.steps,
+        report.seconds / 60.0,
+        report.examples_per_second,
+        report.epoch_losses,
+        args.out.display()
+    )?;
+    Ok(())
+}
