@@ -43,7 +43,13 @@ fn memory(field: &str) -> f64 {
 fn sieve_run(examples: &[Example], batch: usize, max_len: usize, epochs: usize) -> f64 {
     let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, MODEL).expect("the model loads");
     model.set_max_seq_length(max_len).expect("a valid length");
-    let args = TrainingArgs { epochs, batch_size: batch, lr: 2e-5, show_progress_bar: true, ..TrainingArgs::default() };
+    let args = TrainingArgs {
+        epochs,
+        batch_size: batch,
+        lr: 2e-5,
+        show_progress_bar: true,
+        ..TrainingArgs::default()
+    };
     let report = Trainer::new(Objective::Dense(DenseLoss::default()), args)
         .fit(&mut model, examples, |_, epoch| {
             println!("  sieve: resident {:.0} MiB after epoch {epoch}", memory("VmRSS"));
@@ -79,7 +85,9 @@ fn python_run(file: &Path, batch: usize, max_len: usize) -> Option<f64> {
         Ok(o) => {
             let stderr = String::from_utf8_lossy(&o.stderr);
             let last = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-            println!("  sentence-transformers: failed ({last}); `{python} -m pip install torch sentence-transformers datasets accelerate` and set SIEVE_PYTHON");
+            println!(
+                "  sentence-transformers: failed ({last}); `{python} -m pip install torch sentence-transformers datasets accelerate` and set SIEVE_PYTHON"
+            );
             return None;
         }
         Err(e) => {
@@ -102,11 +110,19 @@ fn python_run(file: &Path, batch: usize, max_len: usize) -> Option<f64> {
 
 fn main() {
     let scifact = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/scifact");
-    let (examples, batch, max_len) = (env("SIEVE_BENCH_EXAMPLES", 64), env("SIEVE_BENCH_BATCH", 32), env("SIEVE_BENCH_MAX_LEN", 256));
+    let (examples, batch, max_len) = (
+        env("SIEVE_BENCH_EXAMPLES", 64),
+        env("SIEVE_BENCH_BATCH", 32),
+        env("SIEVE_BENCH_MAX_LEN", 256),
+    );
     let (rounds, epochs) = (env("SIEVE_BENCH_ROUNDS", 1), env("SIEVE_BENCH_EPOCHS", 1));
-    let pairs = beir_pairs(&scifact, &scifact.join("qrels/train.tsv"), Some(&scifact.join("qrels/dev.tsv")))
-        .expect("SciFact is in ../shared/data/scifact")
-        .pairs();
+    let pairs = beir_pairs(
+        &scifact,
+        &scifact.join("qrels/train.tsv"),
+        Some(&scifact.join("qrels/dev.tsv")),
+    )
+    .expect("SciFact is in ../shared/data/scifact")
+    .pairs();
     let pairs = &pairs[..examples.min(pairs.len())];
     let examples: Vec<Example> = pairs.iter().map(|p| Example::pair(&p.anchor, &p.positive)).collect();
     let file = std::env::temp_dir().join(format!("sieve-train-speed-{}.jsonl", std::process::id()));
@@ -137,6 +153,10 @@ fn main() {
     let _ = std::fs::remove_file(&file);
     if !ratios.is_empty() {
         ratios.sort_by(f64::total_cmp);
-        println!("median ratio over {} rounds: {:.2}×", ratios.len(), ratios[ratios.len() / 2]);
+        println!(
+            "median ratio over {} rounds: {:.2}×",
+            ratios.len(),
+            ratios[ratios.len() / 2]
+        );
     }
 }

@@ -31,7 +31,8 @@ pub use sieve_encoders::{
 pub use sieve_engine as engine;
 pub use sieve_engine::{
     Collection, CollectionConfig, Document, Durability, EngineError, Filter, Fusion, Info, ParseFilterError, Progress,
-    Rerank, Retriever, Scored, Search, SearchHit, StoredVectors, SyncEvent, SyncOptions, SyncReport, WriteReport,
+    ReencodeReport, Rerank, Retriever, Scored, Search, SearchHit, StoredVectors, SyncEvent, SyncOptions, SyncReport,
+    WriteReport,
 };
 pub use sieve_index as index;
 #[cfg(feature = "train")]

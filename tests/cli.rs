@@ -6,6 +6,8 @@
 //! Every run loads the real default models from the local hub cache, so the document sets are
 //! tiny and the number of runs small.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -763,6 +765,23 @@ fn an_unreadable_directory_keeps_its_chunks_and_a_closed_pipe_ends_quietly() {
     }
 }
 
+/// Starts `sieve ARGS`, SIGKILLs it after `after_ms`; whether it had finished by then.
+fn run_then_kill(args: &[&str], after_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(after_ms));
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().ok();
+    child.wait().unwrap();
+    finished
+}
+
 /// `sieve index` killed (SIGKILL) at random points, then run again to the end: the collection
 /// opens every time and ends up exactly as one uninterrupted run makes it.
 #[test]
@@ -798,18 +817,7 @@ fn a_killed_index_run_is_finished_by_the_next_one() {
 
     let db = dir.join("killed.sieve");
     for (round, after_ms) in [1_000u64, 2_500, 4_000].into_iter().enumerate() {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sieve"))
-            .args(["index", docs_s, "--db", s(&db), "-q"])
-            .env("HF_HUB_OFFLINE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(after_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().ok();
-        child.wait().unwrap();
+        let finished = run_then_kill(&["index", docs_s, "--db", s(&db), "-q"], after_ms);
         if db.join("SIEVE_COLLECTION").exists() {
             contents(&db); // opens, indexes agree with the store
         }
@@ -1098,4 +1106,48 @@ fn train_checkpoints_evaluates_and_resumes() {
     let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
     fails(&with(&["--loss", "listnet"]), &["--loss", "listnet", "dense"]);
     fails(&with(&["--hard-negatives", "3"]), &["--hard-negatives needs --db"]);
+}
+
+/// `sieve reindex` killed (SIGKILL) at random points, then run again: the new collection opens
+/// every time, its indexes agree with its store, and the last run completes it with every
+/// document of the source.
+#[test]
+fn a_killed_reindex_is_finished_by_the_next_one() {
+    use sieve::engine::{Collection, Document};
+    let dir = tempdir("killed-reindex");
+    let (src, dst) = (dir.join("src.sieve"), dir.join("dst.sieve"));
+    let source = Collection::create(&src, common::tiny_collection_config()).unwrap();
+    let docs: Vec<Document> = (0..600)
+        .map(|i| {
+            Document::new(
+                format!("d{i}"),
+                format!("note {i} on topic {} in colour {}", i % 7, i % 3),
+            )
+        })
+        .collect();
+    source.add(docs).unwrap();
+    drop(source);
+    let other = common::fixture("distilbert-st-cls");
+    let args = ["reindex", "--db", s(&src), "--out", s(&dst), "--dense", s(&other), "-q"];
+    let contents = |db: &Path| -> Vec<(String, String)> {
+        let c = Collection::open(db).unwrap();
+        let mut all: Vec<(String, String)> = c.iter().map(|d| d.unwrap()).map(|d| (d.id, d.text)).collect();
+        all.sort();
+        let info = c.info().unwrap();
+        let n = Some(all.len());
+        assert_eq!((info.dense, info.sparse, info.text), (n, n, n), "{}", db.display());
+        all
+    };
+    for after_ms in [300u64, 800, 1_500] {
+        run_then_kill(&args, after_ms);
+        if dst.join("SIEVE_COLLECTION").exists() {
+            contents(&dst);
+        }
+    }
+    let stdout = ok(&args);
+    assert!(stdout.contains("documents written"), "{stdout}");
+    assert_eq!(contents(&dst), contents(&src));
+    let info = Collection::open(&dst).unwrap().info().unwrap();
+    assert_eq!(info.config.dense.as_deref(), Some(s(&other)));
+    fails(&["reindex", "--db", s(&src), "--out", s(&src)], &["this collection"]);
 }

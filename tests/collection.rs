@@ -1018,3 +1018,60 @@ fn a_rerank_weight_that_is_not_a_finite_non_negative_number_is_refused() {
         .unwrap();
     assert_eq!(hits[0].id, "a");
 }
+
+/// `reencode` into a new collection with another dense model: the new vectors are the new
+/// model's, the unchanged sparse model's vectors are copied, the source is untouched, and a
+/// second run (as after an interruption) skips what is there, writes what is missing and
+/// removes what the source dropped.
+#[test]
+fn reencode_writes_a_new_collection_and_resumes() {
+    let (src_dir, dst_dir) = (tempdir("reencode-src"), tempdir("reencode-dst"));
+    let source = Collection::create(&src_dir, tiny()).unwrap();
+    source.add(docs(0..40)).unwrap();
+    let other = common::fixture("distilbert-st-cls").to_string_lossy().into_owned();
+    let config = CollectionConfig {
+        dense: Some(other.clone()),
+        ..source.config().clone()
+    };
+    let mut calls = 0;
+    let report = source.reencode(&dst_dir, config.clone(), &mut |_| calls += 1).unwrap();
+    assert_eq!((report.written, report.skipped, report.removed), (40, 0, 0));
+    assert!(calls >= 1);
+    let target = Collection::open(&dst_dir).unwrap();
+    assert_eq!(target.len(), 40);
+    let model = sieve::SentenceTransformer::load(&other).unwrap();
+    let doc = source.get("doc-7").unwrap().unwrap();
+    let want = model.encode_document(&[doc.text.as_str()]).unwrap();
+    let got = target.vectors("doc-7").unwrap().unwrap();
+    let diff = want
+        .row(0)
+        .iter()
+        .zip(got.dense.as_ref().unwrap())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff < 1e-5, "dense vector of the new model: {diff}");
+    assert_eq!(
+        got.sparse,
+        source.vectors("doc-7").unwrap().unwrap().sparse,
+        "the sparse vectors are copied"
+    );
+    assert_eq!(target.get("doc-7").unwrap().unwrap().metadata, doc.metadata);
+    assert_eq!(source.config().dense, tiny().dense, "the source keeps its model");
+    drop(target);
+
+    // As after an interruption: part of the target missing, one source document gone.
+    let target = Collection::open(&dst_dir).unwrap();
+    target.delete(&["doc-1", "doc-2", "doc-3"]).unwrap();
+    drop(target);
+    source.delete(&["doc-39"]).unwrap();
+    let report = source.reencode(&dst_dir, config.clone(), &mut |_| {}).unwrap();
+    assert_eq!((report.written, report.skipped, report.removed), (3, 36, 1));
+    assert_eq!(Collection::open(&dst_dir).unwrap().len(), 39);
+
+    // Resuming with other models, or into the source itself, is refused.
+    let err = source
+        .reencode(&dst_dir, source.config().clone(), &mut |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("other models"), "{err}");
+    let err = source.reencode(&src_dir, config, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("this collection"), "{err}");
+}

@@ -49,6 +49,7 @@ mod indexes;
 mod ingest;
 mod metadata;
 mod models;
+mod reencode;
 pub mod rerank;
 mod retrievers;
 pub mod search;
@@ -65,5 +66,6 @@ pub use documents::{
 pub use error::{EngineError, Result};
 pub use filter::{Filter, JsonFilterError, ParseFilterError};
 pub use fusion::{Fusion, fuse};
+pub use reencode::ReencodeReport;
 pub use rerank::{Rerank, Reranked};
 pub use search::{Retriever, Scored, Search, SearchHit};

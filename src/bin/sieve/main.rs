@@ -10,6 +10,7 @@ mod import_beir;
 mod index;
 mod info;
 mod rank;
+mod reindex;
 mod search;
 #[cfg(feature = "train")]
 mod train;
@@ -49,6 +50,7 @@ enum Command {
     Eval(eval::Args),
     ImportBeir(import_beir::Args),
     Info(info::Args),
+    Reindex(reindex::Args),
     #[cfg(feature = "train")]
     Train(train::Args),
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &out),
         Command::ImportBeir(args) => import_beir::run(args, &out),
         Command::Info(args) => info::run(args, &out),
+        Command::Reindex(args) => reindex::run(args, &out),
         #[cfg(feature = "train")]
         Command::Train(args) => train::run(args, &out),
     };
