@@ -1102,6 +1102,21 @@ fn train_checkpoints_evaluates_and_resumes() {
     );
     assert!(stdout.contains("trained 6 steps"), "{stdout}");
     assert!(out_dir.join("checkpoint-3/model.safetensors").is_file());
+    let baseline = ok(&[
+        "train",
+        "dense",
+        "--init",
+        init,
+        "--data",
+        data_arg,
+        "--dev-qrels",
+        dev,
+        "--eval-only",
+    ]);
+    assert!(
+        baseline.contains("dev nDCG@10") && baseline.contains("(2 queries)"),
+        "{baseline}"
+    );
 
     let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
     fails(&with(&["--loss", "listnet"]), &["--loss", "listnet", "dense"]);

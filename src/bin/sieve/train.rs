@@ -48,8 +48,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     dev_qrels: Option<PathBuf>,
     /// Where the model is written.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "eval_only")]
+    out: Option<PathBuf>,
     /// A collection of the BEIR corpus: hard negatives are mined from its hybrid first stage,
     /// and a reranker is evaluated over its top 20.
     #[arg(long, value_name = "DIR")]
@@ -94,6 +94,9 @@ pub struct Args {
     /// Continue from the last checkpoint in OUT.
     #[arg(long)]
     resume: bool,
+    /// Only evaluate MODEL on --dev-qrels (the baseline of a run), train nothing.
+    #[arg(long, requires = "dev_qrels")]
+    eval_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -226,8 +229,37 @@ pub fn run(args: Args, out: &Output) -> Result {
     if examples.is_empty() {
         return Err(Error::msg(format!("no training example in {}", args.data.display())));
     }
+    let evaluate = |dir: &Path| -> Result<Option<RetrievalScores>> {
+        let Some((queries, qrels, corpus)) = &dev else {
+            return Ok(None);
+        };
+        let scores = match args.kind {
+            Kind::Dense => evaluate_dense(dir, queries, corpus, qrels),
+            Kind::Sparse => evaluate_sparse(dir, queries, corpus, qrels),
+            Kind::Cross => match &collection {
+                Some(collection) => evaluate_reranker(dir, collection, queries, qrels, 20),
+                None => return Ok(None),
+            },
+        };
+        scores.map(Some).map_err(err)
+    };
+    if args.eval_only {
+        let files = sieve::ModelFiles::resolve(&args.init)?;
+        let folder = files.required("config.json")?;
+        let folder = folder.parent().unwrap_or(Path::new("."));
+        let s = evaluate(folder)?.ok_or_else(|| Error::msg("evaluating a reranker needs --db, its first stage"))?;
+        outln!(
+            "{}: dev nDCG@10 {:.4}, MRR@10 {:.4} ({} queries)",
+            args.init,
+            s.ndcg_at_10,
+            s.mrr_at_10,
+            s.queries
+        )?;
+        return Ok(());
+    }
+    let out_dir = args.out.clone().unwrap_or_default();
     // The model: from --init, or the last checkpoint when resuming.
-    let resume = if args.resume { last_checkpoint(&args.out) } else { None };
+    let resume = if args.resume { last_checkpoint(&out_dir) } else { None };
     let init = match &resume {
         Some((epoch, dir)) => {
             out.note(&format!("resuming after epoch {epoch} from {}", dir.display()));
@@ -258,24 +290,10 @@ pub fn run(args: Args, out: &Output) -> Result {
         objective.name(),
         args.epochs
     ));
-    let evaluate = |dir: &Path| -> Result<Option<RetrievalScores>> {
-        let Some((queries, qrels, corpus)) = &dev else {
-            return Ok(None);
-        };
-        let scores = match args.kind {
-            Kind::Dense => evaluate_dense(dir, queries, corpus, qrels),
-            Kind::Sparse => evaluate_sparse(dir, queries, corpus, qrels),
-            Kind::Cross => match &collection {
-                Some(collection) => evaluate_reranker(dir, collection, queries, qrels, 20),
-                None => return Ok(None),
-            },
-        };
-        scores.map(Some).map_err(err)
-    };
     let trainer = Trainer::new(objective, training);
     let report = trainer
         .fit(&mut model, &examples, |model, epoch| {
-            let dir = args.out.join(format!("checkpoint-{epoch}"));
+            let dir = out_dir.join(format!("checkpoint-{epoch}"));
             model.save(&dir)?;
             match evaluate(&dir) {
                 Ok(Some(s)) => out.note(&format!(
@@ -291,14 +309,14 @@ pub fn run(args: Args, out: &Output) -> Result {
             Ok(())
         })
         .map_err(err)?;
-    model.save(&args.out)?;
+    model.save(&out_dir)?;
     outln!(
         "trained {} steps in {:.1} min ({:.1} examples/s); epoch losses {:?}; model in {}",
         report.steps,
         report.seconds / 60.0,
         report.examples_per_second,
         report.epoch_losses,
-        args.out.display()
+        out_dir.display()
     )?;
     Ok(())
 }
