@@ -165,6 +165,19 @@ impl Checkpoint {
         keys.into_iter().map(|(_, name, shape)| (name, shape)).collect()
     }
 
+    /// The bytes stored under checkpoint key `key`, with their dtype and shape, undecoded (for
+    /// copying tensors a model does not use, integer buffers included, into a new file).
+    #[cfg(feature = "train")]
+    pub(crate) fn raw(&self, key: &str) -> Option<(Dtype, Vec<usize>, &[u8])> {
+        let info = self.metadata.info(key)?;
+        let (begin, end) = info.data_offsets;
+        Some((
+            info.dtype,
+            info.shape.clone(),
+            &self.bytes[self.data_start + begin..self.data_start + end],
+        ))
+    }
+
     /// The values stored under checkpoint key `found`, decoded to f32.
     pub(crate) fn stored(&self, found: &str) -> Result<Vec<f32>> {
         let info = self.metadata.info(found).ok_or_else(|| EncoderError::MissingTensor {

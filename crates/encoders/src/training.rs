@@ -373,19 +373,22 @@ impl TrainableModel {
     fn write_weights(&self, path: &Path) -> Result<()> {
         let trained: std::collections::HashMap<String, Parameter> =
             self.parameters().into_iter().map(|p| (p.name.clone(), p)).collect();
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        // Trained tensors in f32; the others (integer buffers such as `position_ids` included)
+        // copied byte for byte in their stored dtype.
+        let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, shape) in self.checkpoint.stored_keys() {
-            let values = match trained.get(&name) {
-                Some(p) => p.to_checkpoint_layout(p.flat())?,
-                None => self.checkpoint.stored(&name)?,
-            };
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((name, shape, bytes));
+            if let Some(p) = trained.get(&name) {
+                let values = p.to_checkpoint_layout(p.flat())?;
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                tensors.push((name, safetensors::Dtype::F32, shape, bytes));
+            } else if let Some((dtype, shape, bytes)) = self.checkpoint.raw(&name) {
+                tensors.push((name, dtype, shape, bytes.to_vec()));
+            }
         }
         let views = tensors
             .iter()
-            .map(|(name, shape, bytes)| {
-                TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+            .map(|(name, dtype, shape, bytes)| {
+                TensorView::new(*dtype, shape.clone(), bytes)
                     .map(|view| (name.clone(), view))
                     .map_err(|e| EncoderError::InvalidWeights {
                         path: path.to_path_buf(),

@@ -201,6 +201,9 @@ pub struct TrainingArgs {
     pub seed: u64,
     /// Draw a progress bar on stderr.
     pub show_progress_bar: bool,
+    /// Print a line on stderr every this many optimizer steps (step, loss, examples/s), as
+    /// sentence-transformers' `logging_steps` does: for logs, where no bar is drawn.
+    pub logging_steps: Option<usize>,
 }
 
 impl Default for TrainingArgs {
@@ -216,6 +219,7 @@ impl Default for TrainingArgs {
             max_grad_norm: Some(1.0),
             seed: 42,
             show_progress_bar: false,
+            logging_steps: None,
         }
     }
 }

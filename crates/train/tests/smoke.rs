@@ -176,3 +176,31 @@ fn a_loss_for_another_model_kind_is_refused() {
     let err = model.logits(&[("a", "b")]).unwrap_err();
     assert!(err.to_string().contains("logits()"), "{err}");
 }
+
+/// all-MiniLM-L6-v2 stores an int64 buffer (`embeddings.position_ids`) beside its weights: a
+/// save copies it as it is, and the saved folder encodes exactly as the original.
+#[test]
+fn saving_all_minilm_keeps_its_integer_buffer_and_outputs() {
+    let model = match TrainableModel::from_pretrained(ModelKind::SentenceTransformer, "all-MiniLM-L6-v2") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("skipped: all-MiniLM-L6-v2 is not in the Hugging Face cache (run scripts/fetch-models): {e}");
+            return;
+        }
+    };
+    let out = out_dir("minilm");
+    model.save(&out).unwrap();
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        saved.tensor("embeddings.position_ids").unwrap().dtype(),
+        safetensors::Dtype::I64
+    );
+    let texts = ["The weather is lovely today.", "It's so sunny outside!"];
+    let before = SentenceTransformer::from_pretrained("all-MiniLM-L6-v2")
+        .unwrap()
+        .encode(&texts)
+        .unwrap();
+    let after = SentenceTransformer::load(&out).unwrap().encode(&texts).unwrap();
+    assert!(max_diff(before.as_slice(), after.as_slice()) < 1e-6);
+}

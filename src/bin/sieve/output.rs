@@ -33,6 +33,11 @@ impl Output {
         }
     }
 
+    /// Whether notes are silenced (`--quiet`).
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Whether progress bars are drawn.
     pub fn bars(&self) -> bool {
         self.bars

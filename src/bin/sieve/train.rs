@@ -281,6 +281,14 @@ pub fn run(args: Args, out: &Output) -> Result {
         weight_decay: args.weight_decay,
         seed: args.seed,
         show_progress_bar: out.bars(),
+        // Without a terminal (a log file), about twenty lines a run instead of the bar.
+        logging_steps: (!out.bars() && !out.quiet()).then(|| {
+            let steps = examples
+                .len()
+                .div_ceil(args.batch_size.max(1) * args.gradient_accumulation_steps.max(1))
+                * args.epochs;
+            steps.div_ceil(20).max(1)
+        }),
         ..TrainingArgs::default()
     };
     out.note(&format!(
