@@ -1082,6 +1082,10 @@ fn train_checkpoints_evaluates_and_resumes() {
         "the 2 dev queries are held out: {notes}"
     );
     assert!(
+        notes.contains("step 1/4: epoch 1 loss"),
+        "a step line where no bar is drawn: {notes}"
+    );
+    assert!(
         notes.contains("epoch 1: dev nDCG@10") && notes.contains("epoch 2: dev nDCG@10"),
         "{notes}"
     );
