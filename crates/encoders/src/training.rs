@@ -405,6 +405,14 @@ impl TrainableModel {
             path: partial.clone(),
             reason: e.to_string(),
         })?;
+        // The serializer creates its file owner-only; give it the permissions of the files beside it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path.with_file_name("config.json")).map_or(0o644, |m| m.permissions().mode());
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(|e| EncoderError::io(&partial, e))?;
+        }
         std::fs::rename(&partial, path).map_err(|e| EncoderError::io(path, e))
     }
 }

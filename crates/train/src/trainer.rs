@@ -335,7 +335,10 @@ impl Trainer {
                     bar.inc(1);
                     let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
                     let message = format!("epoch {epoch} loss {:.4} {rate:.1} examples/s", sum / (i + 1) as f64);
-                    if args.logging_steps.is_some_and(|n| n > 0 && optimizer.steps().is_multiple_of(n)) {
+                    if args
+                        .logging_steps
+                        .is_some_and(|n| n > 0 && optimizer.steps().is_multiple_of(n))
+                    {
                         eprintln!("step {}/{total_steps}: {message}", optimizer.steps());
                     }
                     bar.set_message(message);
