@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Gradients, Tensor, TensorData};
+use burn::tensor::{Gradients, Tensor};
 use safetensors::tensor::TensorView;
 use serde_json::Value;
 
@@ -447,10 +447,4 @@ fn copy_folder(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Values of a host vector as a flat tensor on the CPU (no gradient tracking).
-pub fn flat_tensor(values: Vec<f32>) -> Tensor<1> {
-    let n = values.len();
-    Tensor::from_data(TensorData::new(values, [n]), &burn::tensor::Device::flex())
 }
