@@ -75,20 +75,12 @@ pub fn evaluate_dense(
     corpus: &BTreeMap<String, String>,
     qrels: &Qrels,
 ) -> Result<RetrievalScores> {
-    let judged = judged(queries, qrels)?;
     let encoder = SentenceTransformer::load(model)?;
-    let ids: Vec<&str> = corpus.keys().map(String::as_str).collect();
-    let texts: Vec<&str> = corpus.values().map(String::as_str).collect();
-    let documents = encoder.encode_document(&texts)?;
-    let query_texts: Vec<&str> = judged.iter().map(|(_, t)| t.as_str()).collect();
-    let encoded = encoder.encode_query(&query_texts)?;
-    let similarity = encoder.similarity(&encoded, &documents)?;
-    let rankings: Vec<(&String, Vec<&str>)> = judged
-        .iter()
-        .zip(similarity)
-        .map(|((id, _), row)| (*id, top10(&ids, row.into_iter())))
-        .collect();
-    Ok(mean(&rankings, qrels))
+    exhaustive(queries, corpus, qrels, |queries, documents| {
+        let documents = encoder.encode_document(documents)?;
+        let queries = encoder.encode_query(queries)?;
+        Ok(encoder.similarity(&queries, &documents)?)
+    })
 }
 
 /// A SPLADE model saved in `model`: dot products of queries against every document.
@@ -98,17 +90,35 @@ pub fn evaluate_sparse(
     corpus: &BTreeMap<String, String>,
     qrels: &Qrels,
 ) -> Result<RetrievalScores> {
-    let judged = judged(queries, qrels)?;
     let encoder = SparseEncoder::load(model)?;
+    exhaustive(queries, corpus, qrels, |queries, documents| {
+        let documents = encoder.encode(documents)?;
+        let queries = encoder.encode(queries)?;
+        Ok(queries
+            .rows()
+            .iter()
+            .map(|q| documents.rows().iter().map(|d| q.dot(d)).collect())
+            .collect())
+    })
+}
+
+/// Ranks every document of `corpus` for each judged query by `score(query texts, document
+/// texts)`, a row of scores per query in corpus order, and averages the metrics.
+fn exhaustive(
+    queries: &BTreeMap<String, String>,
+    corpus: &BTreeMap<String, String>,
+    qrels: &Qrels,
+    score: impl FnOnce(&[&str], &[&str]) -> Result<Vec<Vec<f32>>>,
+) -> Result<RetrievalScores> {
+    let judged = judged(queries, qrels)?;
     let ids: Vec<&str> = corpus.keys().map(String::as_str).collect();
     let texts: Vec<&str> = corpus.values().map(String::as_str).collect();
-    let documents = encoder.encode(&texts)?;
     let query_texts: Vec<&str> = judged.iter().map(|(_, t)| t.as_str()).collect();
-    let encoded = encoder.encode(&query_texts)?;
+    let scores = score(&query_texts, &texts)?;
     let rankings: Vec<(&String, Vec<&str>)> = judged
         .iter()
-        .zip(encoded.rows())
-        .map(|((id, _), query)| (*id, top10(&ids, documents.rows().iter().map(|d| query.dot(d)))))
+        .zip(scores)
+        .map(|((id, _), row)| (*id, top10(&ids, row.into_iter())))
         .collect();
     Ok(mean(&rankings, qrels))
 }

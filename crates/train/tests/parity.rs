@@ -3,26 +3,15 @@
 //! one backward pass, and the weights after three AdamW steps with warmup and clipping, against
 //! `tests/golden/train_golden.json` (made by `tests/golden/generate.py`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use burn::tensor::Tensor;
 use serde_json::Value;
 use sieve_encoders::training::{ModelKind, Parameter, TrainableModel};
 use sieve_train::losses::{CrossLoss, DenseLoss, SpladeLoss};
 use sieve_train::optim::{AdamW, AdamWConfig};
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} not found (the shared fixtures sit beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
 
 fn golden() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/train_golden.json");
@@ -117,7 +106,7 @@ fn parameter<'a>(parameters: &'a [Parameter], name: &str) -> &'a Parameter {
 
 #[test]
 fn losses_and_gradients_match_sentence_transformers() {
-    let Some(fixtures) = fixtures() else { return };
+    let Some(fixtures) = common::fixtures() else { return };
     let golden = golden();
     let mut report = Vec::new();
     for case in golden["cases"].as_array().unwrap() {
@@ -169,7 +158,7 @@ fn losses_and_gradients_match_sentence_transformers() {
 
 #[test]
 fn three_adamw_steps_with_warmup_match_pytorch() {
-    let Some(fixtures) = fixtures() else { return };
+    let Some(fixtures) = common::fixtures() else { return };
     let golden = golden();
     for case in golden["cases"].as_array().unwrap() {
         let Some(adamw) = case.get("adamw") else { continue };

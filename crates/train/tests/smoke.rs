@@ -1,7 +1,9 @@
 //! A few training steps per model kind on the tiny fixtures: the loss goes down, and the saved
 //! folder reloads in the inference encoders with the trained model's outputs.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use sieve_encoders::training::{ModelKind, TrainableModel};
 use sieve_encoders::{CrossEncoder, SentenceTransformer, SparseEncoder};
@@ -19,21 +21,6 @@ const TEXTS: [(&str, &str); 6] = [
     ("The new movie is awesome.", "The new movie is so great."),
     ("A woman is playing violin.", "A woman plays the violin on stage."),
 ];
-
-fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} not found (the shared fixtures sit beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("train-smoke-{name}-{}", std::process::id()));
@@ -62,7 +49,7 @@ fn host(t: burn::tensor::Tensor<2>) -> Vec<f32> {
 
 #[test]
 fn a_bi_encoder_learns_and_its_folder_reloads() {
-    let Some(dir) = fixture("bert-st-mean-norm") else {
+    let Some(dir) = common::fixture("bert-st-mean-norm") else {
         return;
     };
     let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
@@ -104,7 +91,9 @@ fn a_bi_encoder_learns_and_its_folder_reloads() {
 
 #[test]
 fn a_reranker_learns_and_its_folder_reloads() {
-    let Some(dir) = fixture("roberta-ce") else { return };
+    let Some(dir) = common::fixture("roberta-ce") else {
+        return;
+    };
     let mut model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, dir.to_str().unwrap()).unwrap();
     // Each query with its own answer (1) and the next query's (0).
     let examples: Vec<Example> = (0..TEXTS.len())
@@ -144,7 +133,9 @@ fn a_reranker_learns_and_its_folder_reloads() {
 
 #[test]
 fn splade_learns_and_its_folder_reloads() {
-    let Some(dir) = fixture("bert-splade") else { return };
+    let Some(dir) = common::fixture("bert-splade") else {
+        return;
+    };
     let mut model = TrainableModel::from_pretrained(ModelKind::SparseEncoder, dir.to_str().unwrap()).unwrap();
     let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
     let report = Trainer::new(Objective::Sparse(SpladeLoss::default()), args())
@@ -164,7 +155,7 @@ fn splade_learns_and_its_folder_reloads() {
 
 #[test]
 fn a_loss_for_another_model_kind_is_refused() {
-    let Some(dir) = fixture("bert-st-mean-norm") else {
+    let Some(dir) = common::fixture("bert-st-mean-norm") else {
         return;
     };
     let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
