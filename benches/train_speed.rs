@@ -51,7 +51,7 @@ fn sieve_run(examples: &[Example], batch: usize, max_len: usize, epochs: usize) 
         ..TrainingArgs::default()
     };
     let report = Trainer::new(Objective::Dense(DenseLoss::default()), args)
-        .fit(&mut model, examples, |_, epoch| {
+        .fit(&mut model, examples, |_, _, epoch| {
             println!("  sieve: resident {:.0} MiB after epoch {epoch}", memory("VmRSS"));
             Ok(())
         })

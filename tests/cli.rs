@@ -1092,6 +1092,7 @@ fn train_checkpoints_evaluates_and_resumes() {
     assert!(stdout.contains("trained 4 steps"), "{stdout}");
     for file in [
         "checkpoint-1/model.safetensors",
+        "checkpoint-1/optimizer.safetensors",
         "checkpoint-2/modules.json",
         "model.safetensors",
         "1_Pooling/config.json",
@@ -1100,12 +1101,17 @@ fn train_checkpoints_evaluates_and_resumes() {
     }
     let (stdout, notes) = run(&["--epochs", "3", "--resume"]);
     assert!(notes.contains("resuming after epoch 2"), "{notes}");
+    assert!(notes.contains("with its optimizer state"), "{notes}");
     assert!(
         notes.contains("epoch 3: dev") && !notes.contains("epoch 1: dev"),
         "{notes}"
     );
     assert!(stdout.contains("trained 6 steps"), "{stdout}");
     assert!(out_dir.join("checkpoint-3/model.safetensors").is_file());
+    assert!(
+        !out_dir.join("optimizer.safetensors").exists(),
+        "the final model folder holds no training state"
+    );
     let baseline = ok(&[
         "train",
         "dense",

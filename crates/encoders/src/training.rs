@@ -428,13 +428,28 @@ const SKIPPED: &[&str] = &[
     "openvino",
 ];
 
-/// Copies `from` into `to` recursively (following the hub cache's links), skipping weights.
+/// Whether `name` in a source folder is left out of a save: hidden files, weights (see
+/// [`SKIPPED`]), and what belongs to the run that trained the source rather than to the model
+/// (its `checkpoint-N` folders, optimizer and trainer state).
+fn left_behind(name: &str) -> bool {
+    SKIPPED.contains(&name)
+        || name.starts_with('.')
+        || name.starts_with("checkpoint-")
+        || name.starts_with("optimizer.")
+        || name.starts_with("scheduler.")
+        || name.starts_with("rng_state")
+        || name == "trainer_state.json"
+        || name == "training_args.bin"
+}
+
+/// Copies `from` into `to` recursively (following the hub cache's links), but for what
+/// [`left_behind`] names.
 fn copy_folder(from: &Path, to: &Path) -> Result<()> {
     let entries = std::fs::read_dir(from).map_err(|e| EncoderError::io(from, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| EncoderError::io(from, e))?;
         let name = entry.file_name();
-        if SKIPPED.iter().any(|s| name == *s) || name.to_string_lossy().starts_with('.') {
+        if left_behind(&name.to_string_lossy()) {
             continue;
         }
         let path = entry.path();

@@ -38,6 +38,14 @@ pub enum TrainError {
     /// An option is unusable.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// An optimizer state file is unreadable or belongs to another model.
+    #[error("optimizer state {path}: {reason}")]
+    OptimizerState {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading a file, or searching the collection, failed.
     #[error(transparent)]
     Engine(#[from] sieve_engine::EngineError),

@@ -17,7 +17,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use burn::tensor::{Gradients, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::tensor::{Gradients, Tensor, TensorData};
+use safetensors::SafeTensors;
+use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 use sieve_encoders::training::TrainableModel;
 
@@ -126,6 +131,133 @@ impl AdamW {
         self.step += steps;
     }
 
+    /// Writes the optimizer's state to `path` (a safetensors file, replaced atomically): the
+    /// schedule position, and each parameter's moments (`{key}.exp_avg`, `{key}.exp_avg_sq`,
+    /// flat in the model's layout) and step count. [`load_state`](Self::load_state) reads it
+    /// back, so that a resumed run continues as if it had not stopped.
+    ///
+    /// ```no_run
+    /// # use sieve_encoders::training::{ModelKind, TrainableModel};
+    /// # use sieve_train::optim::{AdamW, AdamWConfig};
+    /// let model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, "all-MiniLM-L6-v2")?;
+    /// let optimizer = AdamW::new(AdamWConfig::default(), &model);
+    /// optimizer.save_state(&model, "out/checkpoint-1/optimizer.safetensors".as_ref())?;
+    /// let mut resumed = AdamW::new(AdamWConfig::default(), &model);
+    /// resumed.load_state(&model, "out/checkpoint-1/optimizer.safetensors".as_ref())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn save_state(&self, model: &TrainableModel, path: &Path) -> Result<()> {
+        let parameters = model.parameters();
+        if parameters.len() != self.moments.len() {
+            return Err(TrainError::InvalidOption(
+                "the model's parameters changed since the optimizer was made".into(),
+            ));
+        }
+        let mut tensors: Vec<(String, Vec<u8>, usize)> = Vec::new();
+        let mut counts = serde_json::Map::new();
+        for (parameter, state) in parameters.iter().zip(&self.moments) {
+            let Some(state) = state else { continue };
+            for (suffix, moment) in [("exp_avg", &state.first), ("exp_avg_sq", &state.second)] {
+                let values = moment
+                    .clone()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| state_error(path, format!("{e:?}")))?;
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                tensors.push((format!("{}.{suffix}", parameter.name()), bytes, values.len()));
+            }
+            counts.insert(parameter.name().to_string(), state.steps.into());
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, bytes, len)| {
+                TensorView::new(safetensors::Dtype::F32, vec![*len], bytes)
+                    .map(|view| (name.clone(), view))
+                    .map_err(|e| state_error(path, e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = HashMap::from([
+            ("step".to_string(), self.step.to_string()),
+            (
+                "parameter_steps".to_string(),
+                serde_json::Value::Object(counts).to_string(),
+            ),
+        ]);
+        let partial = path.with_extension("safetensors.partial");
+        safetensors::serialize_to_file(views, Some(metadata), &partial)
+            .map_err(|e| state_error(&partial, e.to_string()))?;
+        std::fs::rename(&partial, path).map_err(|e| state_error(path, e.to_string()))
+    }
+
+    /// Restores a state written by [`save_state`](Self::save_state) for the same model: the
+    /// schedule position, the moments and the per-parameter step counts. A file for another
+    /// model (a key it lacks, a size that differs) is refused and leaves `self` unchanged.
+    pub fn load_state(&mut self, model: &TrainableModel, path: &Path) -> Result<()> {
+        let bytes = std::fs::read(path).map_err(|e| state_error(path, e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| state_error(path, e.to_string()))?;
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| state_error(path, e.to_string()))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let step: usize = metadata
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| state_error(path, "no `step` in its metadata".into()))?;
+        let counts: HashMap<String, i32> = metadata
+            .get("parameter_steps")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| state_error(path, "no `parameter_steps` in its metadata".into()))?;
+        let parameters = model.parameters();
+        if parameters.len() != self.moments.len() {
+            return Err(TrainError::InvalidOption(
+                "the model's parameters changed since the optimizer was made".into(),
+            ));
+        }
+        if let Some(unknown) = counts
+            .keys()
+            .find(|k| !parameters.iter().any(|p| p.name() == k.as_str()))
+        {
+            return Err(state_error(
+                path,
+                format!("`{unknown}` is not a parameter of this model"),
+            ));
+        }
+        let mut moments = vec![None; parameters.len()];
+        for (slot, parameter) in moments.iter_mut().zip(&parameters) {
+            let Some(&steps) = counts.get(parameter.name()) else {
+                continue;
+            };
+            let device = parameter.flat().device();
+            let read = |suffix: &str| -> Result<Tensor<1>> {
+                let name = format!("{}.{suffix}", parameter.name());
+                let view = file.tensor(&name).map_err(|e| state_error(path, e.to_string()))?;
+                if view.dtype() != safetensors::Dtype::F32 || view.shape() != [parameter.len()] {
+                    return Err(state_error(
+                        path,
+                        format!(
+                            "`{name}` is {:?} {:?}, the parameter has {} values",
+                            view.dtype(),
+                            view.shape(),
+                            parameter.len()
+                        ),
+                    ));
+                }
+                let values: Vec<f32> = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                Ok(Tensor::from_data(TensorData::new(values, [parameter.len()]), &device))
+            };
+            *slot = Some(Moments {
+                first: read("exp_avg")?,
+                second: read("exp_avg_sq")?,
+                steps,
+            });
+        }
+        self.moments = moments;
+        self.step = step;
+        Ok(())
+    }
+
     /// Adds `scale` times the gradients in `grads` (say `1 / accumulation steps`) to the ones
     /// gathered since the last step.
     pub fn accumulate(&mut self, model: &TrainableModel, grads: &Gradients, scale: f32) -> Result<()> {
@@ -190,5 +322,12 @@ impl AdamW {
         model.set_values(values)?;
         self.step += 1;
         Ok(StepReport { lr, grad_norm })
+    }
+}
+
+fn state_error(path: &Path, reason: String) -> TrainError {
+    TrainError::OptimizerState {
+        path: path.to_path_buf(),
+        reason,
     }
 }

@@ -12,7 +12,7 @@
 //!     Example::pair("What is HNSW?", "A graph index for approximate nearest neighbours."),
 //! ];
 //! let args = TrainingArgs { epochs: 1, batch_size: 2, ..TrainingArgs::default() };
-//! let report = Trainer::new(Objective::Dense(DenseLoss::default()), args).fit(&mut model, &examples, |_, _| Ok(()))?;
+//! let report = Trainer::new(Objective::Dense(DenseLoss::default()), args).fit(&mut model, &examples, |_, _, _| Ok(()))?;
 //! model.save("fine-tuned".as_ref())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -185,6 +185,10 @@ pub struct TrainingArgs {
     /// Epochs already done (resuming from a checkpoint): they are skipped, their shuffles drawn
     /// and their steps counted in the learning-rate schedule (0).
     pub start_epoch: usize,
+    /// With `start_epoch`: the optimizer state saved after that epoch
+    /// ([`AdamW::save_state`]), so that the run continues exactly as if it had not stopped.
+    /// Without it AdamW's moments start afresh.
+    pub optimizer_state: Option<std::path::PathBuf>,
     /// Examples per micro-batch (32): in-batch negatives come from the same micro-batch.
     pub batch_size: usize,
     /// Micro-batches whose gradients are added up before each optimizer step (1).
@@ -211,6 +215,7 @@ impl Default for TrainingArgs {
         Self {
             epochs: 1,
             start_epoch: 0,
+            optimizer_state: None,
             batch_size: 32,
             gradient_accumulation_steps: 1,
             lr: 5e-5,
@@ -256,13 +261,15 @@ impl Trainer {
             .div_ceil(self.args.gradient_accumulation_steps.max(1))
     }
 
-    /// Trains `model` on `examples`; `after_epoch(model, epoch)` runs after each epoch (1-based),
-    /// for evaluation and checkpoints, and may stop the run with an error.
+    /// Trains `model` on `examples`; `after_epoch(model, optimizer, epoch)` runs after each
+    /// epoch (1-based), for evaluation and checkpoints (the model with
+    /// [`TrainableModel::save`], the optimizer with [`AdamW::save_state`]), and may stop the run
+    /// with an error.
     pub fn fit(
         &self,
         model: &mut TrainableModel,
         examples: &[Example],
-        mut after_epoch: impl FnMut(&TrainableModel, usize) -> Result<()>,
+        mut after_epoch: impl FnMut(&TrainableModel, &AdamW, usize) -> Result<()>,
     ) -> Result<TrainReport> {
         let args = &self.args;
         if args.batch_size == 0 || args.gradient_accumulation_steps == 0 || args.epochs == 0 {
@@ -297,6 +304,23 @@ impl Trainer {
             ..AdamWConfig::default()
         };
         let mut optimizer = AdamW::new(config, model);
+        let resumed = match &args.optimizer_state {
+            Some(path) if args.start_epoch > 0 => {
+                optimizer.load_state(model, path)?;
+                let expected = self.steps_per_epoch(examples.len()) * args.start_epoch;
+                if optimizer.steps() != expected {
+                    return Err(TrainError::InvalidOption(format!(
+                        "the optimizer state {} is {} steps in, epoch {} of this run ends at step {expected}: \
+                         the examples, batch size or accumulation differ from the run that wrote it",
+                        path.display(),
+                        optimizer.steps(),
+                        args.start_epoch
+                    )));
+                }
+                true
+            }
+            _ => false,
+        };
         let bar = progress_bar(args.show_progress_bar, total_steps as u64, &self.objective.name());
         let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
         let started = Instant::now();
@@ -307,7 +331,9 @@ impl Trainer {
             order.shuffle(&mut rng);
             if epoch <= args.start_epoch {
                 let steps = self.steps_per_epoch(examples.len());
-                optimizer.skip_steps(steps);
+                if !resumed {
+                    optimizer.skip_steps(steps);
+                }
                 bar.inc(steps as u64);
                 continue;
             }
@@ -345,7 +371,7 @@ impl Trainer {
                 }
             }
             epoch_losses.push((sum / batches.len() as f64) as f32);
-            after_epoch(model, epoch)?;
+            after_epoch(model, &optimizer, epoch)?;
         }
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();

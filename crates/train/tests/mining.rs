@@ -1,6 +1,8 @@
 //! Hard-negative mining on a real collection (all-MiniLM-L6-v2 + BM25), and BEIR training
 //! pairs from SciFact with its dev split held out.
 
+mod common;
+
 use std::path::PathBuf;
 
 use sieve_engine::{Collection, CollectionConfig, Document, Retriever};
@@ -8,21 +10,7 @@ use sieve_train::TrainError;
 use sieve_train::data::beir_pairs;
 use sieve_train::mining::{MiningOptions, mine_hard_negatives};
 
-const DOCS: [(&str, &str); 10] = [
-    (
-        "tides",
-        "Tides rise and fall because the moon's gravity pulls on the oceans.",
-    ),
-    ("spring-tides", "Spring tides happen when the sun and the moon line up."),
-    ("moon", "The moon orbits the earth once every twenty-seven days."),
-    ("waves", "Wind blowing over the sea raises waves on its surface."),
-    ("ocean", "The Pacific is the largest and deepest of the oceans."),
-    ("tax", "Quarterly tax filing deadlines for small businesses."),
-    ("soup", "A tomato soup recipe with basil, ready in half an hour."),
-    ("lamb", "Lamb chops roasted with rosemary and garlic."),
-    ("guitar", "How to tune a guitar by ear."),
-    ("mars", "Mars has two small moons, Phobos and Deimos."),
-];
+use common::DOCS;
 
 fn collection(name: &str) -> Collection {
     let dir = std::env::temp_dir().join(format!("sieve-train-{name}-{}", std::process::id()));

@@ -56,7 +56,7 @@ fn a_bi_encoder_learns_and_its_folder_reloads() {
     let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
     let mut epochs_seen = Vec::new();
     let report = Trainer::new(Objective::Dense(DenseLoss::default()), args())
-        .fit(&mut model, &examples, |_, epoch| {
+        .fit(&mut model, &examples, |_, _, epoch| {
             epochs_seen.push(epoch);
             Ok(())
         })
@@ -104,7 +104,7 @@ fn a_reranker_learns_and_its_folder_reloads() {
         .collect();
     for loss in [CrossLoss::default(), CrossLoss::ListNet] {
         let report = Trainer::new(Objective::Cross(loss), args())
-            .fit(&mut model, &examples, |_, _| Ok(()))
+            .fit(&mut model, &examples, |_, _, _| Ok(()))
             .unwrap();
         let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
         assert!(
@@ -139,7 +139,7 @@ fn splade_learns_and_its_folder_reloads() {
     let mut model = TrainableModel::from_pretrained(ModelKind::SparseEncoder, dir.to_str().unwrap()).unwrap();
     let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
     let report = Trainer::new(Objective::Sparse(SpladeLoss::default()), args())
-        .fit(&mut model, &examples, |_, _| Ok(()))
+        .fit(&mut model, &examples, |_, _, _| Ok(()))
         .unwrap();
     let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
     assert!(last < first, "the loss did not go down: {:?}", report.epoch_losses);
@@ -161,7 +161,7 @@ fn a_loss_for_another_model_kind_is_refused() {
     let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
     let examples = vec![Example::pair("a", "b")];
     let err = Trainer::new(Objective::Cross(CrossLoss::default()), args())
-        .fit(&mut model, &examples, |_, _| Ok(()))
+        .fit(&mut model, &examples, |_, _, _| Ok(()))
         .unwrap_err();
     assert!(err.to_string().contains("CrossEncoder"), "{err}");
     let err = model.logits(&[("a", "b")]).unwrap_err();
@@ -194,4 +194,103 @@ fn saving_all_minilm_keeps_its_integer_buffer_and_outputs() {
         .unwrap();
     let after = SentenceTransformer::load(&out).unwrap().encode(&texts).unwrap();
     assert!(max_diff(before.as_slice(), after.as_slice()) < 1e-6);
+}
+
+fn flat_values(model: &TrainableModel) -> Vec<f32> {
+    model
+        .parameters()
+        .iter()
+        .flat_map(|p| p.flat().into_data().try_to_vec::<f32>().unwrap())
+        .collect()
+}
+
+/// A run stopped after epoch 1 and resumed from its checkpoint (weights + optimizer state) ends
+/// where an uninterrupted run ends; without the optimizer state it does not.
+#[test]
+fn a_resumed_run_continues_as_if_it_had_not_stopped() {
+    let Some(dir) = common::fixture("bert-st-mean-norm") else {
+        return;
+    };
+    let load = |path: &std::path::Path| {
+        TrainableModel::from_pretrained(ModelKind::SentenceTransformer, path.to_str().unwrap()).unwrap()
+    };
+    let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
+    let args = TrainingArgs {
+        epochs: 2,
+        warmup_ratio: 0.3,
+        ..args()
+    };
+    let trainer = Trainer::new(Objective::Dense(DenseLoss::default()), args.clone());
+
+    let mut straight = load(&dir);
+    trainer.fit(&mut straight, &examples, |_, _, _| Ok(())).unwrap();
+
+    // Stopped by its hook after saving epoch 1, as a killed `sieve train` leaves it.
+    let out = out_dir("resume");
+    let checkpoint = out.join("checkpoint-1");
+    let state = checkpoint.join("optimizer.safetensors");
+    let mut stopped = load(&dir);
+    let err = trainer
+        .fit(&mut stopped, &examples, |model, optimizer, epoch| {
+            model.save(&checkpoint)?;
+            optimizer.save_state(model, &state)?;
+            Err(sieve_train::TrainError::InvalidOption(format!(
+                "stopped after epoch {epoch}"
+            )))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("stopped after epoch 1"), "{err}");
+
+    let resume = |optimizer_state: Option<PathBuf>| {
+        let mut model = load(&checkpoint);
+        let args = TrainingArgs {
+            start_epoch: 1,
+            optimizer_state,
+            ..args.clone()
+        };
+        let report = Trainer::new(Objective::Dense(DenseLoss::default()), args)
+            .fit(&mut model, &examples, |_, _, _| Ok(()))
+            .unwrap();
+        assert_eq!(report.steps, 4);
+        flat_values(&model)
+    };
+    let expected = flat_values(&straight);
+    let resumed = resume(Some(state.clone()));
+    assert!(
+        max_diff(&expected, &resumed) < 1e-6,
+        "resumed with its optimizer state, the run ended {} away from the uninterrupted one",
+        max_diff(&expected, &resumed)
+    );
+    let fresh = resume(None);
+    assert!(
+        max_diff(&expected, &fresh) > 1e-4,
+        "without the optimizer state the run should differ (the moments start afresh)"
+    );
+
+    // A save from the checkpoint leaves the run's files (optimizer state, checkpoint folders) out.
+    std::fs::create_dir_all(checkpoint.join("checkpoint-7")).unwrap();
+    let copy = out.join("copy");
+    load(&checkpoint).save(&copy).unwrap();
+    assert!(copy.join("model.safetensors").is_file());
+    assert!(!copy.join("optimizer.safetensors").exists() && !copy.join("checkpoint-7").exists());
+
+    // The state of another run's schedule, or of another model, is refused with a clear error.
+    let mut model = load(&checkpoint);
+    let longer = TrainingArgs {
+        start_epoch: 1,
+        batch_size: 2,
+        optimizer_state: Some(state.clone()),
+        ..args.clone()
+    };
+    let err = Trainer::new(Objective::Dense(DenseLoss::default()), longer)
+        .fit(&mut model, &examples, |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("2 steps in"), "{err}");
+    if let Some(other) = common::fixture("distilbert-st-cls") {
+        let other = load(&other);
+        let mut optimizer = sieve_train::optim::AdamW::new(Default::default(), &other);
+        let err = optimizer.load_state(&other, &state).unwrap_err();
+        assert!(err.to_string().contains("is not a parameter of this model"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }

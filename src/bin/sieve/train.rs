@@ -22,8 +22,8 @@ use crate::{Error, Result, open_collection};
 /// DATA is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a .jsonl / .tsv file of pairs
 /// (anchor, positive), triplets (anchor, positive, negative) or scored pairs (sentence1,
 /// sentence2, score). A checkpoint is written to OUT/checkpoint-N after every epoch and the
-/// final model to OUT; `--resume` continues after the last checkpoint (the weights and the
-/// learning-rate schedule resume, AdamW's moments start afresh).
+/// final model to OUT; `--resume` continues after the last checkpoint (its weights, and the
+/// optimizer state saved beside them, so the run ends as an uninterrupted one would).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   sieve train dense --init sentence-transformers/all-MiniLM-L6-v2 --data scifact --dev-qrels scifact/qrels/dev.tsv \\
@@ -91,7 +91,7 @@ pub struct Args {
     /// Seed of the shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Continue from the last checkpoint in OUT.
+    /// Continue from the last checkpoint in OUT (same data and options as the first run).
     #[arg(long)]
     resume: bool,
     /// Only evaluate MODEL on --dev-qrels (the baseline of a run), train nothing.
@@ -163,6 +163,9 @@ fn file_examples(path: &Path, scored: bool) -> Result<Vec<Example>> {
             .collect()),
     }
 }
+
+/// The optimizer state's file in a checkpoint folder (transformers' is `optimizer.pt`).
+const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
 /// The highest `checkpoint-N` in `out`.
 fn last_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
@@ -262,7 +265,15 @@ pub fn run(args: Args, out: &Output) -> Result {
     let resume = if args.resume { last_checkpoint(&out_dir) } else { None };
     let init = match &resume {
         Some((epoch, dir)) => {
-            out.note(&format!("resuming after epoch {epoch} from {}", dir.display()));
+            let state = if dir.join(OPTIMIZER_STATE).is_file() {
+                "with its optimizer state"
+            } else {
+                "without optimizer state: AdamW's moments start afresh"
+            };
+            out.note(&format!(
+                "resuming after epoch {epoch} from {} ({state})",
+                dir.display()
+            ));
             dir.to_string_lossy().into_owned()
         }
         None => args.init.clone(),
@@ -274,6 +285,11 @@ pub fn run(args: Args, out: &Output) -> Result {
     let training = TrainingArgs {
         epochs: args.epochs,
         start_epoch: resume.as_ref().map_or(0, |(epoch, _)| *epoch),
+        // Checkpoints of an older sieve have no optimizer state: their moments start afresh.
+        optimizer_state: resume
+            .as_ref()
+            .map(|(_, dir)| dir.join(OPTIMIZER_STATE))
+            .filter(|path| path.is_file()),
         batch_size: args.batch_size,
         gradient_accumulation_steps: args.gradient_accumulation_steps,
         lr: args.lr,
@@ -300,9 +316,10 @@ pub fn run(args: Args, out: &Output) -> Result {
     ));
     let trainer = Trainer::new(objective, training);
     let report = trainer
-        .fit(&mut model, &examples, |model, epoch| {
+        .fit(&mut model, &examples, |model, optimizer, epoch| {
             let dir = out_dir.join(format!("checkpoint-{epoch}"));
             model.save(&dir)?;
+            optimizer.save_state(model, &dir.join(OPTIMIZER_STATE))?;
             match evaluate(&dir) {
                 Ok(Some(s)) => out.note(&format!(
                     "epoch {epoch}: dev nDCG@10 {:.4}, MRR@10 {:.4} ({} queries); checkpoint {}",

@@ -1,4 +1,5 @@
-//! What the training tests share: the tiny fixtures in `../shared/fixtures/`.
+//! What the training tests share: the tiny fixtures in `../shared/fixtures/`, and ten short
+//! documents on two topics (tides and the moon, everyday chores).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -22,3 +23,20 @@ pub fn fixtures() -> Option<PathBuf> {
 pub fn fixture(name: &str) -> Option<PathBuf> {
     fixtures().map(|dir| dir.join(name))
 }
+
+/// Ten short documents (id, text): five on tides and the moon, five unrelated.
+pub const DOCS: [(&str, &str); 10] = [
+    (
+        "tides",
+        "Tides rise and fall because the moon's gravity pulls on the oceans.",
+    ),
+    ("spring-tides", "Spring tides happen when the sun and the moon line up."),
+    ("moon", "The moon orbits the earth once every twenty-seven days."),
+    ("waves", "Wind blowing over the sea raises waves on its surface."),
+    ("ocean", "The Pacific is the largest and deepest of the oceans."),
+    ("tax", "Quarterly tax filing deadlines for small businesses."),
+    ("soup", "A tomato soup recipe with basil, ready in half an hour."),
+    ("lamb", "Lamb chops roasted with rosemary and garlic."),
+    ("guitar", "How to tune a guitar by ear."),
+    ("mars", "Mars has two small moons, Phobos and Deimos."),
+];
