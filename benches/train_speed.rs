@@ -11,6 +11,10 @@
 //! examples/s of each, their ratio, each side's peak RSS, and sieve's resident memory after every
 //! epoch (`SIEVE_BENCH_EPOCHS`, default 1; more than one shows whether memory grows).
 //!
+//! As `sieve train` does, the bench first has malloc keep freed memory
+//! (`sieve::encoders::allocator::retain_freed_memory`); `SIEVE_BENCH_DEFAULT_MALLOC=1` leaves
+//! glibc's defaults, to measure what that buys.
+//!
 //! ```sh
 //! SIEVE_PYTHON=/path/to/venv/bin/python cargo bench --bench train_speed
 //! ```
@@ -109,6 +113,8 @@ fn python_run(file: &Path, batch: usize, max_len: usize) -> Option<f64> {
 }
 
 fn main() {
+    let retained = std::env::var("SIEVE_BENCH_DEFAULT_MALLOC").map_or(true, |v| v != "1")
+        && sieve::encoders::allocator::retain_freed_memory();
     let scifact = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/scifact");
     let (examples, batch, max_len) = (
         env("SIEVE_BENCH_EXAMPLES", 64),
@@ -132,7 +138,8 @@ fn main() {
         writeln!(out, "{line}").expect("writable");
     }
     println!(
-        "train_speed: {} examples, batch {batch}, max length {max_len}, MultipleNegativesRankingLoss, {MODEL}",
+        "train_speed: {} examples, batch {batch}, max length {max_len}, MultipleNegativesRankingLoss, {MODEL}; \
+         malloc keeps freed memory: {retained}",
         examples.len()
     );
     let mut ratios = Vec::new();

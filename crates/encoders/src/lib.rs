@@ -25,6 +25,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod allocator;
 mod batching;
 mod checkpoint;
 mod config;

@@ -308,11 +308,12 @@ pub fn run(args: Args, out: &Output) -> Result {
         ..TrainingArgs::default()
     };
     out.note(&format!(
-        "training {} on {} examples with {} for {} epochs",
+        "training {} on {} examples with {} for {} epoch{}",
         args.init,
         examples.len(),
         objective.name(),
-        args.epochs
+        args.epochs,
+        if args.epochs == 1 { "" } else { "s" }
     ));
     let trainer = Trainer::new(objective, training);
     let report = trainer
