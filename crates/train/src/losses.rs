@@ -17,6 +17,7 @@
 //! ```
 
 use burn::tensor::{Tensor, TensorData};
+use sieve_encoders::ScoreActivation;
 
 use crate::{Result, TrainError};
 
@@ -145,8 +146,25 @@ pub enum CrossLoss {
         pos_weight: f32,
     },
     /// `ListNetLoss`: per query, cross-entropy between the softmax of its documents' logits and
-    /// the softmax of their labels (one positive labelled 1 and n negatives labelled 0).
+    /// the softmax of their labels (one positive labelled 1 and n negatives labelled 0). With
+    /// 1/0 labels the target is soft (e / (e + n) for the positive), so the loss only asks for a
+    /// logit margin of 1.
     ListNet,
+    /// `MultipleNegativesRankingLoss` for cross-encoders: per query, softmax cross-entropy of
+    /// `scale · activation(logit)` over its positive, its hard negatives and `num_negatives`
+    /// documents of the other queries in the batch (`None`: all of them), the positive the
+    /// target. sentence-transformers' defaults are 4, 10 and sigmoid. `Some(0)` (which
+    /// sentence-transformers refuses) keeps the hard negatives alone: with scale 1 and the
+    /// identity, the plain softmax over one positive and n negatives.
+    MultipleNegativesRanking {
+        /// Documents of other queries added as negatives (sampled with the run's seed when
+        /// fewer than there are; `None`: all).
+        num_negatives: Option<usize>,
+        /// Multiplies the activated logits.
+        scale: f32,
+        /// Applied to the logits first (`Identity` or `Sigmoid`).
+        activation: ScoreActivation,
+    },
 }
 
 impl Default for CrossLoss {
@@ -157,16 +175,34 @@ impl Default for CrossLoss {
 }
 
 impl CrossLoss {
+    /// sentence-transformers' `MultipleNegativesRankingLoss()` for cross-encoders: 4 in-batch
+    /// negatives, scale 10, sigmoid.
+    pub const MULTIPLE_NEGATIVES_RANKING: Self = Self::MultipleNegativesRanking {
+        num_negatives: Some(4),
+        scale: 10.0,
+        activation: ScoreActivation::Sigmoid,
+    };
+
+    /// Softmax cross-entropy over each query's positive and hard negatives alone, on the raw
+    /// logits: `MultipleNegativesRanking` with no in-batch negatives, scale 1, the identity.
+    pub const SOFTMAX: Self = Self::MultipleNegativesRanking {
+        num_negatives: Some(0),
+        scale: 1.0,
+        activation: ScoreActivation::Identity,
+    };
+
     /// The name sentence-transformers gives the loss.
     pub fn name(&self) -> &'static str {
         match self {
             Self::BinaryCrossEntropy { .. } => "BinaryCrossEntropyLoss",
             Self::ListNet => "ListNetLoss",
+            Self::MultipleNegativesRanking { .. } => "MultipleNegativesRankingLoss",
         }
     }
 
     /// The loss of one batch: `logits` `[pairs, 1]` in the order of `labels`, grouped by query
-    /// as `group_sizes` says (for ListNet; BCE ignores the grouping).
+    /// as `group_sizes` says (for ListNet and MultipleNegativesRanking, whose groups start with
+    /// the positive; BCE ignores the grouping and MultipleNegativesRanking the labels).
     pub fn compute(&self, logits: Tensor<2>, labels: &[f32], group_sizes: &[usize]) -> Result<Tensor<1>> {
         let [n, num_labels] = logits.dims();
         if num_labels != 1 {
@@ -201,6 +237,35 @@ impl CrossLoss {
                     let target = constant(gold, [1, size], &row);
                     let log_softmax = row.clone() - logsumexp_rows(row).reshape([1, 1]);
                     let part = (target * log_softmax).sum().neg();
+                    total = Some(match total {
+                        Some(t) => t + part,
+                        None => part,
+                    });
+                    start += size;
+                }
+                Ok(total.expect("at least one group") / group_sizes.len() as f32)
+            }
+            Self::MultipleNegativesRanking { scale, activation, .. } => {
+                if group_sizes.iter().sum::<usize>() != n || group_sizes.iter().any(|&g| g < 2) {
+                    return Err(invalid(
+                        "MultipleNegativesRankingLoss: the query groups must cover the pairs, each a positive and a negative at least",
+                    ));
+                }
+                let x = match activation {
+                    ScoreActivation::Identity => x,
+                    ScoreActivation::Sigmoid => burn::tensor::activation::sigmoid(x),
+                    other => {
+                        return Err(invalid(&format!(
+                            "MultipleNegativesRankingLoss: no {other:?} activation"
+                        )));
+                    }
+                } * scale;
+                let mut total: Option<Tensor<1>> = None;
+                let mut start = 0;
+                for &size in group_sizes {
+                    let row = x.clone().narrow(0, start, size).reshape([1, size]);
+                    let positive = row.clone().narrow(1, 0, 1).reshape([1]);
+                    let part = logsumexp_rows(row) - positive;
                     total = Some(match total {
                         Some(t) => t + part,
                         None => part,

@@ -22,7 +22,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use serde::{Deserialize, Serialize};
 use sieve_encoders::training::{ModelKind, TrainableModel};
 
@@ -101,8 +101,9 @@ impl Objective {
         }
     }
 
-    /// The loss of one batch.
-    pub fn loss(&self, model: &TrainableModel, batch: &[&Example]) -> Result<Tensor<1>> {
+    /// The loss of one batch; `rng` samples in-batch negatives where the loss asks for fewer
+    /// than the batch has (a cross-encoder's `MultipleNegativesRankingLoss`).
+    pub fn loss(&self, model: &TrainableModel, batch: &[&Example], rng: &mut impl rand::Rng) -> Result<Tensor<1>> {
         if batch.is_empty() {
             return Err(TrainError::InvalidOption("an empty batch".into()));
         }
@@ -147,6 +148,37 @@ impl Objective {
                     )));
                 }
                 loss.compute(&columns, scores.as_deref())
+            }
+            Self::Cross(loss @ CrossLoss::MultipleNegativesRanking { num_negatives, .. }) => {
+                // Per query, as sentence-transformers orders them: the positive, documents of
+                // the other queries (any column), then the hard negatives.
+                let mut pairs = Vec::new();
+                let mut groups = Vec::with_capacity(batch.len());
+                for (i, example) in batch.iter().enumerate() {
+                    let others: Vec<&str> = batch
+                        .iter()
+                        .enumerate()
+                        .filter(|(row, _)| *row != i)
+                        .flat_map(|(_, e)| e.documents.iter().take(width).map(String::as_str))
+                        .collect();
+                    let chosen: Vec<&str> = match num_negatives {
+                        Some(k) if *k < others.len() => others.choose_multiple(rng, *k).copied().collect(),
+                        _ => others,
+                    };
+                    let query = example.query.as_str();
+                    pairs.push((query, example.documents[0].as_str()));
+                    pairs.extend(chosen.iter().map(|d| (query, *d)));
+                    pairs.extend(example.documents[1..width].iter().map(|d| (query, d.as_str())));
+                    groups.push(width + chosen.len());
+                }
+                if groups.iter().any(|&g| g < 2) {
+                    return Err(TrainError::InvalidOption(
+                        "MultipleNegativesRankingLoss needs a negative per query: hard negatives, \
+                         or in-batch negatives from a batch of two examples or more"
+                            .into(),
+                    ));
+                }
+                loss.compute(model.logits(&pairs)?, &vec![0.0; pairs.len()], &groups)
             }
             Self::Cross(loss) => {
                 let mut pairs = Vec::new();
@@ -343,7 +375,7 @@ impl Trainer {
                 .collect();
             let mut sum = 0f64;
             for (i, batch) in batches.iter().enumerate() {
-                let loss = self.objective.loss(model, batch)?;
+                let loss = self.objective.loss(model, batch, &mut rng)?;
                 let value: f32 = loss.clone().into_scalar();
                 if !value.is_finite() {
                     return Err(TrainError::InvalidOption(format!(

@@ -8,10 +8,14 @@ mod common;
 use std::path::Path;
 
 use burn::tensor::Tensor;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde_json::Value;
+use sieve_encoders::ScoreActivation;
 use sieve_encoders::training::{ModelKind, Parameter, TrainableModel};
 use sieve_train::losses::{CrossLoss, DenseLoss, SpladeLoss};
 use sieve_train::optim::{AdamW, AdamWConfig};
+use sieve_train::trainer::{Example, Objective};
 
 fn golden() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/train_golden.json");
@@ -65,6 +69,25 @@ fn loss(model: &TrainableModel, case: &Value) -> Tensor<1> {
                 .map(|g| g.as_u64().unwrap() as usize)
                 .collect();
             CrossLoss::ListNet.compute(model.logits(&pairs()).unwrap(), &labels.unwrap(), &groups)
+        }
+        name @ ("CrossEncoder MultipleNegativesRankingLoss(num_negatives=None)"
+        | "CrossEncoder MultipleNegativesRankingLoss(num_negatives=None, scale=1, Identity)") => {
+            // Through the trainer's objective, which adds the in-batch negatives.
+            let (scale, activation) = if name.ends_with("Identity)") {
+                (1.0, ScoreActivation::Identity)
+            } else {
+                (10.0, ScoreActivation::Sigmoid)
+            };
+            let loss = CrossLoss::MultipleNegativesRanking {
+                num_negatives: None,
+                scale,
+                activation,
+            };
+            let examples: Vec<Example> = (0..columns[0].len())
+                .map(|i| Example::with_negatives(columns[0][i], columns[1][i], &[columns[2][i]]))
+                .collect();
+            let batch: Vec<&Example> = examples.iter().collect();
+            Objective::Cross(loss).loss(model, &batch, &mut StdRng::seed_from_u64(0))
         }
         "SpladeLoss" => {
             let weights = floats(&case["regularizer_weights"]);

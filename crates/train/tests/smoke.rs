@@ -102,7 +102,12 @@ fn a_reranker_learns_and_its_folder_reloads() {
             Example::with_negatives(q, p, &[TEXTS[(i + 1) % TEXTS.len()].1])
         })
         .collect();
-    for loss in [CrossLoss::default(), CrossLoss::ListNet] {
+    let sampled = CrossLoss::MultipleNegativesRanking {
+        num_negatives: Some(2),
+        scale: 10.0,
+        activation: sieve_encoders::ScoreActivation::Sigmoid,
+    };
+    for loss in [CrossLoss::default(), CrossLoss::ListNet, sampled, CrossLoss::SOFTMAX] {
         let report = Trainer::new(Objective::Cross(loss), args())
             .fit(&mut model, &examples, |_, _, _| Ok(()))
             .unwrap();
@@ -114,6 +119,12 @@ fn a_reranker_learns_and_its_folder_reloads() {
             report.epoch_losses
         );
     }
+    // The softmax over hard negatives alone has nothing to rank for a query without one.
+    let pairs_only: Vec<Example> = TEXTS.iter().map(|(q, p)| Example::pair(q, p)).collect();
+    let err = Trainer::new(Objective::Cross(CrossLoss::SOFTMAX), args())
+        .fit(&mut model, &pairs_only, |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a negative per query"), "{err}");
     let out = out_dir("cross");
     model.save(&out).unwrap();
     let pairs: Vec<(&str, &str)> = TEXTS.to_vec();

@@ -60,8 +60,10 @@ pub struct Args {
     /// Candidates considered when mining.
     #[arg(long, default_value_t = 100)]
     range_max: usize,
-    /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce or listnet (cross); splade.
-    /// Sentence-transformers' class names are accepted too [default: mnrl, bce, splade].
+    /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce, listnet, mnrl (4 in-batch
+    /// negatives, scale 10, sigmoid) or softmax (cross-entropy over the positive and the hard
+    /// negatives alone, raw logits) (cross); splade. Sentence-transformers' class names are
+    /// accepted too [default: mnrl, bce, splade].
     #[arg(long)]
     loss: Option<String>,
     /// Widths of the Matryoshka loss, comma-separated.
@@ -131,10 +133,14 @@ fn objective(args: &Args) -> Result<Objective> {
         }),
         (Kind::Cross, None | Some("bce" | "binarycrossentropy")) => Objective::Cross(CrossLoss::default()),
         (Kind::Cross, Some("listnet")) => Objective::Cross(CrossLoss::ListNet),
+        (Kind::Cross, Some("mnrl" | "multiplenegativesranking")) => {
+            Objective::Cross(CrossLoss::MULTIPLE_NEGATIVES_RANKING)
+        }
+        (Kind::Cross, Some("softmax")) => Objective::Cross(CrossLoss::SOFTMAX),
         (Kind::Sparse, None | Some("splade")) => Objective::Sparse(SpladeLoss::default()),
         (kind, Some(other)) => {
             return Err(Error::msg(format!(
-                "--loss {other:?} is not a loss for `sieve train {}` (dense: mnrl, cosent, cosine, matryoshka; cross: bce, listnet; sparse: splade)",
+                "--loss {other:?} is not a loss for `sieve train {}` (dense: mnrl, cosent, cosine, matryoshka; cross: bce, listnet, mnrl, softmax; sparse: splade)",
                 format!("{kind:?}").to_lowercase()
             )));
         }

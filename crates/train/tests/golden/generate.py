@@ -102,6 +102,8 @@ def inputs_of(loss_name: str) -> dict:
         return {"columns": [SCORED[0], SCORED[1]], "labels": SCORED[2]}
     if loss_name == "BinaryCrossEntropyLoss":
         return {"columns": [SCORED[0], SCORED[1]], "labels": LABELS}
+    if loss_name.startswith("CrossEncoder MultipleNegativesRankingLoss"):
+        return {"columns": [ANCHORS, POSITIVES, NEGATIVES]}
     if loss_name == "ListNetLoss":
         queries = [q for q, docs in zip(LIST_QUERIES, LIST_DOCS) for _ in docs]
         documents = [d for docs in LIST_DOCS for d in docs]
@@ -114,6 +116,13 @@ def loss_of(model, loss_name: str, inputs: dict):
     """A closure computing the case's loss on its batch."""
     columns = inputs["columns"]
     features = lambda: [model.preprocess(c) for c in columns]  # noqa: E731
+    if loss_name == "CrossEncoder MultipleNegativesRankingLoss(num_negatives=None)":
+        # Every document of the other queries as a negative: no sampling, so no RNG to match.
+        loss = ce_losses.MultipleNegativesRankingLoss(model, num_negatives=None)
+        return lambda: loss(columns, None)
+    if loss_name == "CrossEncoder MultipleNegativesRankingLoss(num_negatives=None, scale=1, Identity)":
+        loss = ce_losses.MultipleNegativesRankingLoss(model, num_negatives=None, scale=1.0, activation_fn=torch.nn.Identity())
+        return lambda: loss(columns, None)
     if loss_name.startswith("MultipleNegativesRankingLoss"):
         loss = st_losses.MultipleNegativesRankingLoss(model)
         return lambda: loss(features(), None)
@@ -151,6 +160,8 @@ CASES = [
     ("distilbert-st-cls", SentenceTransformer, "MultipleNegativesRankingLoss(pairs)", False),
     ("roberta-ce", CrossEncoder, "BinaryCrossEntropyLoss", True),
     ("roberta-ce", CrossEncoder, "ListNetLoss", False),
+    ("roberta-ce", CrossEncoder, "CrossEncoder MultipleNegativesRankingLoss(num_negatives=None)", False),
+    ("roberta-ce", CrossEncoder, "CrossEncoder MultipleNegativesRankingLoss(num_negatives=None, scale=1, Identity)", False),
     ("bert-splade", SparseEncoder, "SpladeLoss", True),
 ]
 
