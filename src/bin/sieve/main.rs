@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     #[cfg(feature = "train")]
     if matches!(cli.command, Command::Train(_)) {
         // A training step frees and reallocates its activations op by op: keep that memory
-        // (1.4× faster, see the allocator module).
+        // (up to 1.5× faster, see the allocator module).
         sieve::encoders::allocator::retain_freed_memory();
     }
     let out = output::Output::new(cli.quiet);
