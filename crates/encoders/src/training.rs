@@ -385,36 +385,44 @@ impl TrainableModel {
                 tensors.push((name, dtype, shape, bytes.to_vec()));
             }
         }
-        let views = tensors
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes)
-                    .map(|view| (name.clone(), view))
-                    .map_err(|e| EncoderError::InvalidWeights {
-                        path: path.to_path_buf(),
-                        reason: e.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = Some(std::collections::HashMap::from([(
-            "format".to_string(),
-            "pt".to_string(),
-        )]));
-        let partial = path.with_extension("safetensors.partial");
-        safetensors::serialize_to_file(views, metadata, &partial).map_err(|e| EncoderError::InvalidWeights {
-            path: partial.clone(),
-            reason: e.to_string(),
-        })?;
-        // The serializer creates its file owner-only; give it the permissions of the files beside it.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path.with_file_name("config.json")).map_or(0o644, |m| m.permissions().mode());
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode & 0o777))
-                .map_err(|e| EncoderError::io(&partial, e))?;
-        }
-        std::fs::rename(&partial, path).map_err(|e| EncoderError::io(path, e))
+        let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        write_safetensors(path, &tensors, metadata)
     }
+}
+
+/// Writes `tensors` (name, dtype, shape, little-endian bytes) and `metadata` to the safetensors
+/// file `path`, atomically: a `.partial` file beside it, given the permissions of the folder's
+/// `config.json` (the serializer creates it owner-only), then renamed over `path`. For model
+/// weights and for the optimizer state of a checkpoint.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)],
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| EncoderError::InvalidWeights {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let partial = path.with_extension("safetensors.partial");
+    safetensors::serialize_to_file(views, Some(metadata), &partial).map_err(|e| EncoderError::InvalidWeights {
+        path: partial.clone(),
+        reason: e.to_string(),
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path.with_file_name("config.json")).map_or(0o644, |m| m.permissions().mode());
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode & 0o777))
+            .map_err(|e| EncoderError::io(&partial, e))?;
+    }
+    std::fs::rename(&partial, path).map_err(|e| EncoderError::io(path, e))
 }
 
 /// Weight files of other formats, which would hold the untrained weights: left behind.

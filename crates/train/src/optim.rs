@@ -22,9 +22,8 @@ use std::path::Path;
 
 use burn::tensor::{Gradients, Tensor, TensorData};
 use safetensors::SafeTensors;
-use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
-use sieve_encoders::training::TrainableModel;
+use sieve_encoders::training::{TrainableModel, write_safetensors};
 
 use crate::{Result, TrainError};
 
@@ -153,7 +152,7 @@ impl AdamW {
                 "the model's parameters changed since the optimizer was made".into(),
             ));
         }
-        let mut tensors: Vec<(String, Vec<u8>, usize)> = Vec::new();
+        let mut tensors = Vec::new();
         let mut counts = serde_json::Map::new();
         for (parameter, state) in parameters.iter().zip(&self.moments) {
             let Some(state) = state else { continue };
@@ -164,18 +163,11 @@ impl AdamW {
                     .try_into_vec::<f32>()
                     .map_err(|e| state_error(path, format!("{e:?}")))?;
                 let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                tensors.push((format!("{}.{suffix}", parameter.name()), bytes, values.len()));
+                let name = format!("{}.{suffix}", parameter.name());
+                tensors.push((name, safetensors::Dtype::F32, vec![values.len()], bytes));
             }
             counts.insert(parameter.name().to_string(), state.steps.into());
         }
-        let views = tensors
-            .iter()
-            .map(|(name, bytes, len)| {
-                TensorView::new(safetensors::Dtype::F32, vec![*len], bytes)
-                    .map(|view| (name.clone(), view))
-                    .map_err(|e| state_error(path, e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let metadata = HashMap::from([
             ("step".to_string(), self.step.to_string()),
             (
@@ -183,10 +175,7 @@ impl AdamW {
                 serde_json::Value::Object(counts).to_string(),
             ),
         ]);
-        let partial = path.with_extension("safetensors.partial");
-        safetensors::serialize_to_file(views, Some(metadata), &partial)
-            .map_err(|e| state_error(&partial, e.to_string()))?;
-        std::fs::rename(&partial, path).map_err(|e| state_error(path, e.to_string()))
+        write_safetensors(path, &tensors, metadata).map_err(|e| state_error(path, e.to_string()))
     }
 
     /// Restores a state written by [`save_state`](Self::save_state) for the same model: the

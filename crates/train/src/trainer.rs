@@ -242,6 +242,15 @@ pub struct TrainingArgs {
     pub logging_steps: Option<usize>,
 }
 
+impl TrainingArgs {
+    /// Optimizer steps one epoch of `examples` takes.
+    pub fn steps_per_epoch(&self, examples: usize) -> usize {
+        examples
+            .div_ceil(self.batch_size.max(1))
+            .div_ceil(self.gradient_accumulation_steps.max(1))
+    }
+}
+
 impl Default for TrainingArgs {
     fn default() -> Self {
         Self {
@@ -288,9 +297,7 @@ impl Trainer {
 
     /// Optimizer steps one epoch of `examples` takes.
     pub fn steps_per_epoch(&self, examples: usize) -> usize {
-        examples
-            .div_ceil(self.args.batch_size.max(1))
-            .div_ceil(self.args.gradient_accumulation_steps.max(1))
+        self.args.steps_per_epoch(examples)
     }
 
     /// Trains `model` on `examples`; `after_epoch(model, optimizer, epoch)` runs after each

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sieve_encoders::training::{ModelKind, TrainableModel};
 use sieve_engine::eval::{Qrels, mrr_at, ndcg_at};
-use sieve_engine::{Collection, CollectionConfig, DEFAULT_SPARSE_MODEL, Document, Rerank};
+use sieve_engine::{CollectionConfig, DEFAULT_SPARSE_MODEL, Rerank};
 use sieve_train::evaluation::{RetrievalScores, evaluate_reranker, evaluate_sparse};
 
 use common::DOCS;
@@ -104,10 +104,7 @@ fn sparse_evaluation_agrees_with_the_sparse_index() {
         reranker: None,
         ..CollectionConfig::default()
     };
-    let collection = Collection::create(root.join("db"), config).unwrap();
-    collection
-        .add(DOCS.iter().map(|(id, t)| Document::new(*id, *t)).collect())
-        .unwrap();
+    let collection = common::docs_collection(&root.join("db"), config).unwrap();
     let expected = scores_of(&qrels, &texts, |q| {
         let hits = collection.search(q).sparse().no_rerank().top_k(10).run().unwrap();
         hits.into_iter().map(|h| h.id).collect()
@@ -139,16 +136,13 @@ fn reranker_evaluation_agrees_with_the_rerank_stage() {
         reranker: Some(RERANKER.to_string()),
         ..CollectionConfig::default()
     };
-    let collection = match Collection::create(root.join("db"), config) {
+    let collection = match common::docs_collection(&root.join("db"), config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("skipped: the default models are not in the Hugging Face cache (run scripts/fetch-models): {e}");
             return;
         }
     };
-    collection
-        .add(DOCS.iter().map(|(id, t)| Document::new(*id, *t)).collect())
-        .unwrap();
     for depth in [3, 10] {
         let got = evaluate_reranker(&model, &collection, &texts, &qrels, depth).unwrap();
         let expected = scores_of(&qrels, &texts, |q| {

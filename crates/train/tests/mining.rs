@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use sieve_engine::{Collection, CollectionConfig, Document, Retriever};
+use sieve_engine::{Collection, CollectionConfig, Retriever};
 use sieve_train::TrainError;
 use sieve_train::data::beir_pairs;
 use sieve_train::mining::{MiningOptions, mine_hard_negatives};
@@ -14,17 +14,12 @@ use common::DOCS;
 
 fn collection(name: &str) -> Collection {
     let dir = std::env::temp_dir().join(format!("sieve-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let config = CollectionConfig {
         sparse: None,
         reranker: None,
         ..CollectionConfig::default()
     };
-    let collection = Collection::create(&dir, config).expect("models in the hub cache: run scripts/fetch-models");
-    collection
-        .add(DOCS.iter().map(|(id, text)| Document::new(*id, *text)).collect())
-        .unwrap();
-    collection
+    common::docs_collection(&dir, config).expect("models in the hub cache: run scripts/fetch-models")
 }
 
 fn query() -> Vec<(String, Vec<String>)> {

@@ -269,9 +269,14 @@ pub fn run(args: Args, out: &Output) -> Result {
     let out_dir = args.out.clone().unwrap_or_default();
     // The model: from --init, or the last checkpoint when resuming.
     let resume = if args.resume { last_checkpoint(&out_dir) } else { None };
+    // Checkpoints of an older sieve have no optimizer state: their moments start afresh.
+    let optimizer_state = resume
+        .as_ref()
+        .map(|(_, dir)| dir.join(OPTIMIZER_STATE))
+        .filter(|path| path.is_file());
     let init = match &resume {
         Some((epoch, dir)) => {
-            let state = if dir.join(OPTIMIZER_STATE).is_file() {
+            let state = if optimizer_state.is_some() {
                 "with its optimizer state"
             } else {
                 "without optimizer state: AdamW's moments start afresh"
@@ -288,14 +293,10 @@ pub fn run(args: Args, out: &Output) -> Result {
     if let Some(length) = args.max_seq_length {
         model.set_max_seq_length(length)?;
     }
-    let training = TrainingArgs {
+    let mut training = TrainingArgs {
         epochs: args.epochs,
         start_epoch: resume.as_ref().map_or(0, |(epoch, _)| *epoch),
-        // Checkpoints of an older sieve have no optimizer state: their moments start afresh.
-        optimizer_state: resume
-            .as_ref()
-            .map(|(_, dir)| dir.join(OPTIMIZER_STATE))
-            .filter(|path| path.is_file()),
+        optimizer_state,
         batch_size: args.batch_size,
         gradient_accumulation_steps: args.gradient_accumulation_steps,
         lr: args.lr,
@@ -303,16 +304,13 @@ pub fn run(args: Args, out: &Output) -> Result {
         weight_decay: args.weight_decay,
         seed: args.seed,
         show_progress_bar: out.bars(),
-        // Without a terminal (a log file), about twenty lines a run instead of the bar.
-        logging_steps: (!out.bars() && !out.quiet()).then(|| {
-            let steps = examples
-                .len()
-                .div_ceil(args.batch_size.max(1) * args.gradient_accumulation_steps.max(1))
-                * args.epochs;
-            steps.div_ceil(20).max(1)
-        }),
         ..TrainingArgs::default()
     };
+    // Without a terminal (a log file), about twenty lines a run instead of the bar.
+    if !out.bars() && !out.quiet() {
+        let steps = training.steps_per_epoch(examples.len()) * args.epochs;
+        training.logging_steps = Some(steps.div_ceil(20).max(1));
+    }
     out.note(&format!(
         "training {} on {} examples with {} for {} epoch{}",
         args.init,

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sieve_engine::{Collection, CollectionConfig, Document};
+
 /// `../shared/fixtures`, or `None` (with the reason printed) when the shared folder is not
 /// beside the repository.
 pub fn fixtures() -> Option<PathBuf> {
@@ -40,3 +42,11 @@ pub const DOCS: [(&str, &str); 10] = [
     ("guitar", "How to tune a guitar by ear."),
     ("mars", "Mars has two small moons, Phobos and Deimos."),
 ];
+
+/// A new collection in `dir` (emptied first) with `config`, holding [`DOCS`].
+pub fn docs_collection(dir: &Path, config: CollectionConfig) -> sieve_engine::Result<Collection> {
+    let _ = std::fs::remove_dir_all(dir);
+    let collection = Collection::create(dir, config)?;
+    collection.add(DOCS.iter().map(|(id, text)| Document::new(*id, *text)).collect())?;
+    Ok(collection)
+}
