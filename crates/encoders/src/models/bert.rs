@@ -9,7 +9,7 @@ use super::LmHead;
 use super::cpu::encoder::CpuLayerNorm;
 use super::cpu::linear::CpuLinear;
 use super::cpu::lm_head::CpuLmHead;
-use super::layers::{Activation, VocabProjection, multi_head_attention, padding_mask};
+use super::layers::{Activation, VocabProjection, layer_norm, linear, multi_head_attention, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::device::Dtype;
 use crate::error::Result;
@@ -177,9 +177,9 @@ impl BertLayer {
             false => (x.clone(), mask.clone()),
         };
         let context = multi_head_attention(
-            self.query.forward(query.clone()),
-            self.key.forward(x.clone()),
-            self.value.forward(x),
+            linear(&self.query, query.clone()),
+            linear(&self.key, x.clone()),
+            linear(&self.value, x),
             &mask,
             heads,
         );
@@ -194,21 +194,26 @@ impl BertLayer {
         attend: impl FnOnce(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>,
     ) -> Tensor<3> {
         let context = attend(
-            self.query.forward(x.clone()),
-            self.key.forward(x.clone()),
-            self.value.forward(x.clone()),
+            linear(&self.query, x.clone()),
+            linear(&self.key, x.clone()),
+            linear(&self.value, x.clone()),
         );
         self.output(context, x, act)
     }
 
     /// `BertSelfOutput`, `BertIntermediate` and `BertOutput` after the attention.
     fn output(&self, context: Tensor<3>, residual: Tensor<3>, act: Activation) -> Tensor<3> {
-        let attended = self
-            .attention_output_layer_norm
-            .forward(self.attention_output_dense.forward(context) + residual);
+        let attended = layer_norm(
+            &self.attention_output_layer_norm,
+            self.eps,
+            linear(&self.attention_output_dense, context) + residual,
+        );
         let intermediate = act.forward_linear(&self.intermediate_dense, attended.clone());
-        self.output_layer_norm
-            .forward(self.output_dense.forward(intermediate) + attended)
+        layer_norm(
+            &self.output_layer_norm,
+            self.eps,
+            linear(&self.output_dense, intermediate) + attended,
+        )
     }
 }
 

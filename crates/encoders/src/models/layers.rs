@@ -1,6 +1,6 @@
 //! Blocks shared by the transformer families: activations and multi-head self-attention.
 
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -42,12 +42,14 @@ impl Activation {
     pub(crate) fn forward_linear<const D: usize>(self, linear: &Linear, x: Tensor<D>) -> Tensor<D> {
         match self {
             Self::Gelu if cpu::on_cpu(&x) => cpu::linear_gelu(linear, x),
-            _ => self.forward(linear.forward(x)),
+            _ => self.forward(self::linear(linear, x)),
         }
     }
 
     pub(crate) fn forward<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
+            #[cfg(feature = "train")]
+            Self::Gelu if cpu::autodiff::applies(&x) => cpu::autodiff::gelu(x),
             Self::Gelu => activation::gelu(x),
             Self::GeluTanh => activation::gelu_approximate(x),
             Self::Relu => activation::relu(x),
@@ -55,6 +57,27 @@ impl Activation {
             Self::Tanh => activation::tanh(x),
         }
     }
+}
+
+/// `linear(x)`; while fine-tuning on the CPU, on the packed kernels of inference forward and
+/// backward ([`cpu::autodiff::linear`]).
+pub(crate) fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "train")]
+    if let Some(bias) = linear.bias.as_ref().filter(|_| cpu::autodiff::applies(&x)) {
+        return cpu::autodiff::linear(x, linear.weight.val(), bias.val());
+    }
+    linear.forward(x)
+}
+
+/// `layer_norm(x)`; while fine-tuning on the CPU it is one fused op with its own backward
+/// ([`cpu::autodiff::layer_norm`]) rather than burn's dozen.
+pub(crate) fn layer_norm<const D: usize>(norm: &LayerNorm, eps: f64, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "train")]
+    if let Some(beta) = norm.beta.as_ref().filter(|_| cpu::autodiff::applies(&x)) {
+        return cpu::autodiff::layer_norm(x, norm.gamma.val(), beta.val(), eps);
+    }
+    let _ = eps;
+    norm.forward(x)
 }
 
 /// `true` where a key position is padding, shaped for [`multi_head_attention`].
@@ -83,6 +106,16 @@ pub(crate) fn multi_head_attention(
         let [batch, seq, _] = x.dims();
         x.reshape([batch, seq, num_heads, head_dim]).swap_dims(1, 2)
     };
+    #[cfg(feature = "train")]
+    if cpu::autodiff::applies(&query) {
+        // The mask is a key-padding mask ([`padding_mask`]): the same for every head and query.
+        let keys = key.dims()[1];
+        let padding = mask.clone().narrow(1, 0, 1).narrow(2, 0, 1).reshape([batch, keys]);
+        let keep: Vec<bool> = padding.into_data().iter::<bool>().map(|padded| !padded).collect();
+        let scores = split(query).matmul(split(key).swap_dims(2, 3));
+        let probs = cpu::autodiff::masked_softmax(scores, (head_dim as f32).powf(-0.5), std::sync::Arc::new(keep));
+        return probs.matmul(split(value)).swap_dims(1, 2).reshape([batch, seq, hidden]);
+    }
     let context = attention(
         split(query),
         split(key),

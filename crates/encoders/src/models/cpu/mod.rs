@@ -9,6 +9,8 @@
 //! instead of materialising masked copies of `[batch, seq, vocab]` tensors.
 
 pub(crate) mod attention;
+#[cfg(feature = "train")]
+pub(crate) mod autodiff;
 pub(crate) mod encoder;
 pub(crate) mod linear;
 pub(crate) mod lm_head;
@@ -279,7 +281,7 @@ pub(crate) fn gelu(x: f32) -> f32 {
 
 /// `erfc(|z|)`, Numerical Recipes' Chebyshev fit (fractional error < 1.2e-7).
 #[inline(always)]
-fn erfc_abs(z: f32) -> f32 {
+pub(crate) fn erfc_abs(z: f32) -> f32 {
     let z = z.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -1.265_512_2
