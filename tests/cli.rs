@@ -9,14 +9,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+fn tempdir(name: &str) -> common::ScratchDir {
+    let dir = common::ScratchDir::new(&format!("cli-{name}"));
     fs::create_dir_all(&dir).unwrap();
     dir
 }

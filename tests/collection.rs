@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use serde_json::json;
 use sieve::engine::{Collection, CollectionConfig, Document, EngineError, Filter, Rerank, Retriever};
 use sieve::{Device, EncoderError, LoadOptions};
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("collection-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn tempdir(name: &str) -> common::ScratchDir {
+    common::ScratchDir::new(&format!("collection-{name}"))
 }
 
 /// Dense + sparse + BM25 on the tiny fixtures, no reranker.
@@ -129,10 +125,10 @@ fn indexes_catch_up_when_their_saved_state_is_stale_or_missing() {
 
 /// `mem::forget` leaves the lock held by this process's open file, where a real crash would
 /// have the OS release it: open a copy of the directory instead (files as the crash left them).
-fn reopen_after_forget(dir: &std::path::Path) -> (Collection, PathBuf) {
+fn reopen_after_forget(dir: &std::path::Path) -> (Collection, common::ScratchDir) {
     let copy = dir.with_extension("copy");
     assert_ne!(copy, dir, "a copy of a copy would remove its source");
-    let _ = std::fs::remove_dir_all(&copy);
+    let copy = common::ScratchDir::at(copy);
     copy_dir(dir, &copy);
     (Collection::open(&copy).unwrap(), copy)
 }
@@ -466,7 +462,7 @@ fn buffered_writes_never_put_bm25_ahead_of_the_store() {
     c.delete(&["doc-1"]).unwrap();
     // What a crash right now would leave of BM25 on disk: the last checkpoint only.
     let committed = |tag: &str| {
-        let copy = dir.with_extension(tag);
+        let copy = common::ScratchDir::at(dir.with_extension(tag));
         snapshot_dir(&dir.join("indexes/text"), &copy);
         let index = sieve::index::TextIndex::open(&copy).unwrap();
         let ids = |q: &str| index.search(q, 100, None).unwrap().len();

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+mod scratch;
+pub use scratch::ScratchDir;
+
 /// `../shared` beside the repository (override with `SIEVE_SHARED`).
 pub fn shared() -> PathBuf {
     if let Some(dir) = std::env::var_os("SIEVE_SHARED") {

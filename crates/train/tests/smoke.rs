@@ -22,10 +22,8 @@ const TEXTS: [(&str, &str); 6] = [
     ("A woman is playing violin.", "A woman plays the violin on stage."),
 ];
 
-fn out_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("train-smoke-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn out_dir(name: &str) -> common::ScratchDir {
+    common::ScratchDir::new(&format!("train-smoke-{name}"))
 }
 
 fn args() -> TrainingArgs {

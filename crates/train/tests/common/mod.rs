@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 
 use sieve_engine::{Collection, CollectionConfig, Document};
 
+#[path = "../../../../tests/common/scratch.rs"]
+mod scratch;
+#[allow(unused_imports)] // not every test file uses it
+pub use scratch::ScratchDir;
+
 /// `../shared/fixtures`, or `None` (with the reason printed) when the shared folder is not
 /// beside the repository.
 pub fn fixtures() -> Option<PathBuf> {
