@@ -29,10 +29,8 @@ const QUERIES: [(&str, &str, &[&str]); 5] = [
 
 const RERANKER: &str = "sieve/stsb-minilm-l6-ce";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("train-eval-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn scratch(name: &str) -> common::ScratchDir {
+    common::ScratchDir::new(&format!("train-eval-{name}"))
 }
 
 fn queries() -> (BTreeMap<String, String>, Qrels) {
@@ -122,7 +120,6 @@ fn sparse_evaluation_agrees_with_the_sparse_index() {
 
     let none = evaluate_sparse(&model, &texts, &corpus, &Qrels::new()).unwrap_err();
     assert!(none.to_string().contains("no query has judgments"), "{none}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
@@ -157,5 +154,4 @@ fn reranker_evaluation_agrees_with_the_rerank_stage() {
         });
         assert_close(got, expected);
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

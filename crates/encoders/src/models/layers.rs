@@ -59,8 +59,8 @@ impl Activation {
     }
 }
 
-/// `linear(x)`; while fine-tuning on the CPU, on the packed kernels of inference forward and
-/// backward ([`cpu::autodiff::linear`]).
+/// `linear(x)`; while fine-tuning on the CPU one op with its own backward, the bias add and its
+/// gradient split over the rayon pool ([`cpu::autodiff::linear`]).
 pub(crate) fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "train")]
     if let Some(bias) = linear.bias.as_ref().filter(|_| cpu::autodiff::applies(&x)) {

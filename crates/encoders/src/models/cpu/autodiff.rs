@@ -4,11 +4,12 @@
 //! Under autodiff, burn builds LayerNorm and softmax out of a dozen elementwise ops each, and
 //! `flex` runs every elementwise op (GELU's `erf` too) on the calling thread alone while the rayon
 //! workers wait for the next matrix product: `perf` on `train_speed` showed the main thread
-//! busy with elementwise work for about 40 % of a step's wall time. The three ops here (exact
-//! GELU, LayerNorm, the attention softmax with its padding mask) each make one pass forward and
-//! one backward, split over the rayon pool, with the vectorised `erfc` and `exp` of the
-//! inference kernels. They register their own backward step on the autodiff graph, so the
-//! gradients flowing into and out of them are burn's.
+//! busy with elementwise work for about 40 % of a step's wall time. The ops here (exact GELU,
+//! LayerNorm, the attention softmax with its padding mask, Linear's bias add and bias gradient
+//! around flex's matrix products) each make one pass forward and one backward, split over the
+//! rayon pool, with the vectorised `erfc` and `exp` of the inference kernels. They register their
+//! own backward step on the autodiff graph, so the gradients flowing into and out of them are
+//! burn's.
 //!
 //! [`applies`] tells the model code when to take them: an f32 tensor on the autodiff device over
 //! `flex`. Everything else (inference, the GPU backends) keeps burn's ops.
@@ -250,20 +251,20 @@ pub(crate) fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: T
             let width = gamma.len();
             let rows_per_task = (ELEMENTS_PER_TASK / width).max(1);
             let [x_node, gamma_node, beta_node] = ops.parents;
-            let mut dx = x_node.as_ref().map(|_| vec![0.0f32; dy.len()]);
-            // Per task: the input gradient of its rows, and its share of Σ dy·x̂ and Σ dy.
-            let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
-                .par_chunks(rows_per_task * width)
+            // The input gradient row by row, and per task its share of Σ dy·x̂ and Σ dy.
+            let mut dx = vec![0.0f32; dy.len()];
+            let (dgamma, dbeta) = dx
+                .par_chunks_mut(rows_per_task * width)
+                .zip(dy.par_chunks(rows_per_task * width))
                 .zip(normalized.par_chunks(rows_per_task * width))
                 .zip(inv_std.par_chunks(rows_per_task))
-                .zip(match dx.as_mut() {
-                    Some(dx) => dx.par_chunks_mut(rows_per_task * width).map(Some).collect::<Vec<_>>(),
-                    None => (0..inv_std.len().div_ceil(rows_per_task)).map(|_| None).collect(),
-                })
-                .map(|(((dy, xhat), inv_std), dx)| {
+                .map(|(((dx, dy), xhat), inv_std)| {
                     let (mut dgamma, mut dbeta) = (vec![0.0f32; width], vec![0.0f32; width]);
-                    let mut dx = dx;
-                    for (r, (dy, xhat)) in dy.chunks_exact(width).zip(xhat.chunks_exact(width)).enumerate() {
+                    let rows = dx
+                        .chunks_exact_mut(width)
+                        .zip(dy.chunks_exact(width))
+                        .zip(xhat.chunks_exact(width));
+                    for (((dx, dy), xhat), inv_std) in rows.zip(inv_std) {
                         let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
                         for i in 0..width {
                             dgamma[i] += dy[i] * xhat[i];
@@ -272,23 +273,22 @@ pub(crate) fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: T
                             sum_g += g;
                             sum_gx += g * xhat[i];
                         }
-                        if let Some(dx) = dx.as_mut() {
-                            let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
-                            let out = &mut dx[r * width..][..width];
-                            for i in 0..width {
-                                out[i] = inv_std[r] * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
-                            }
+                        let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
+                        for i in 0..width {
+                            dx[i] = inv_std * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
                         }
                     }
                     (dgamma, dbeta)
                 })
-                .collect();
-            let (mut dgamma, mut dbeta) = (vec![0.0f32; width], vec![0.0f32; width]);
-            for (g, b) in &partials {
-                dgamma.iter_mut().zip(g).for_each(|(s, v)| *s += v);
-                dbeta.iter_mut().zip(b).for_each(|(s, v)| *s += v);
-            }
-            if let (Some(node), Some(dx)) = (x_node, dx) {
+                .reduce(
+                    || (vec![0.0f32; width], vec![0.0f32; width]),
+                    |(mut g, mut b), (g2, b2)| {
+                        g.iter_mut().zip(&g2).for_each(|(s, v)| *s += v);
+                        b.iter_mut().zip(&b2).for_each(|(s, v)| *s += v);
+                        (g, b)
+                    },
+                );
+            if let Some(node) = x_node {
                 grads.register::<Flex>(node.id, tensor(dx, shape));
             }
             if let Some(node) = gamma_node {
