@@ -7,7 +7,7 @@
 //! [`CrossEncoder`](crate::CrossEncoder) and [`SparseEncoder`](crate::SparseEncoder) — and
 //! sentence-transformers itself — load unchanged.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Gradients, Tensor};
@@ -19,7 +19,8 @@ use crate::config::{PoolingConfig, read_json};
 use crate::device::Dtype;
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
-use crate::models::{Model, Task};
+use crate::models::dropout::{self, DropoutRates};
+use crate::models::{Model, Task, family};
 use crate::pooling::{normalize, pool};
 use crate::tokenizer::{TokenBatch, Tokenizer};
 use crate::transformer::load_tokenizer;
@@ -83,6 +84,11 @@ pub struct TrainableModel {
     device: burn::tensor::Device,
     /// Rebuilt from the leaves after every update; building only wraps shared tensors.
     model: Model,
+    /// The dropout rates of `config.json`, applied while `dropout_seed` is set.
+    dropout_rates: DropoutRates,
+    dropout_seed: Option<u64>,
+    /// Forward passes since the seed was set: each draws its masks from its own stream.
+    passes: Cell<u64>,
 }
 
 /// One trained tensor, by its checkpoint key (`encoder.layer.0.attention.self.query.weight`).
@@ -213,6 +219,7 @@ impl TrainableModel {
         checkpoint.parameters = Some(RefCell::new(Parameters::new()));
         let model = Model::from_checkpoint(&config, &config_path, &checkpoint, task, Dtype::F32, false)?;
         let tokenizer = load_tokenizer(files, &config, &config_path, model.max_position_embeddings())?;
+        let dropout_rates = DropoutRates::from_config(family(&config)?, &config);
         Ok(Self {
             kind,
             head,
@@ -224,6 +231,9 @@ impl TrainableModel {
             checkpoint,
             device,
             model,
+            dropout_rates,
+            dropout_seed: None,
+            passes: Cell::new(0),
         })
     }
 
@@ -248,6 +258,45 @@ impl TrainableModel {
         }
         self.tokenizer.set_max_length(length);
         Ok(())
+    }
+
+    /// Turns dropout on, with its masks drawn from `seed`, or off with `None` (the default, and
+    /// what the gradient-parity tests compare). On, the forward passes drop activations as
+    /// PyTorch's `model.train()` does: at the rates of `config.json` (`hidden_dropout_prob`,
+    /// `attention_probs_dropout_prob`, `classifier_dropout`; DistilBERT's `dropout`,
+    /// `attention_dropout`, `seq_classif_dropout`), where transformers places its `nn.Dropout`
+    /// layers. The same seed and the same sequence of passes drop the same elements.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::training::{ModelKind, TrainableModel};
+    /// let mut model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, "sieve/stsb-minilm-l6-ce")?;
+    /// model.set_dropout(Some(42));
+    /// let noisy = model.logits(&[("a query", "a document")])?;
+    /// model.set_dropout(None);
+    /// let exact = model.logits(&[("a query", "a document")])?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn set_dropout(&mut self, seed: Option<u64>) {
+        self.dropout_seed = seed;
+        self.passes.set(0);
+    }
+
+    /// Whether [`set_dropout`](Self::set_dropout) would drop anything: some rate of the
+    /// model's config is above 0.
+    pub fn has_dropout(&self) -> bool {
+        self.dropout_rates.any()
+    }
+
+    /// Runs one forward pass, inside a dropout scope while dropout is on.
+    fn pass<T>(&self, forward: impl FnOnce() -> T) -> T {
+        match self.dropout_seed {
+            Some(seed) => {
+                let pass = self.passes.get();
+                self.passes.set(pass + 1);
+                dropout::scope(self.dropout_rates, dropout::mix(seed, pass), forward)
+            }
+            None => forward(),
+        }
     }
 
     /// The weights the forward passes have used so far, by checkpoint key. A freshly loaded
@@ -313,7 +362,7 @@ impl TrainableModel {
         };
         let batch = self.tokenizer.encode(texts)?;
         let (ids, types, mask) = self.tensors(&batch);
-        let hidden = self.model.token_embeddings(ids, types, &mask);
+        let hidden = self.pass(|| self.model.token_embeddings(ids, types, &mask));
         let pooled = pool(pooling, hidden, &batch, &batch.attention_mask);
         Ok(if *norm { normalize(pooled) } else { pooled })
     }
@@ -325,7 +374,7 @@ impl TrainableModel {
         }
         let batch = self.tokenizer.encode_pairs(pairs)?;
         let (ids, types, mask) = self.tensors(&batch);
-        Ok(self.model.classify(ids, types, &mask))
+        Ok(self.pass(|| self.model.classify(ids, types, &mask)))
     }
 
     /// SPLADE activations `[texts, vocab]`: `max_t log(1 + relu(logits))` over real tokens.
@@ -335,7 +384,7 @@ impl TrainableModel {
         }
         let batch = self.tokenizer.encode(texts)?;
         let (ids, types, mask) = self.tensors(&batch);
-        Ok(self.model.splade(ids, types, &mask))
+        Ok(self.pass(|| self.model.splade(ids, types, &mask)))
     }
 
     /// The number of labels of a cross-encoder (1 for rerankers); `None` for the other kinds.

@@ -233,8 +233,12 @@ pub struct TrainingArgs {
     pub weight_decay: f64,
     /// Gradient clipping norm (1.0).
     pub max_grad_norm: Option<f64>,
-    /// Seed of the shuffling (42).
+    /// Seed of the shuffling and of the dropout masks (42).
     pub seed: u64,
+    /// Dropout in the forward passes, at the rates of the model's `config.json`, as
+    /// sentence-transformers trains in `model.train()` mode (true). False makes every pass
+    /// deterministic, as in the gradient-parity tests.
+    pub dropout: bool,
     /// Draw a progress bar on stderr.
     pub show_progress_bar: bool,
     /// Print a line on stderr every this many optimizer steps (step, loss, examples/s), as
@@ -264,6 +268,7 @@ impl Default for TrainingArgs {
             weight_decay: 0.01,
             max_grad_norm: Some(1.0),
             seed: 42,
+            dropout: true,
             show_progress_bar: false,
             logging_steps: None,
         }
@@ -382,7 +387,13 @@ impl Trainer {
                 .collect();
             let mut sum = 0f64;
             for (i, batch) in batches.iter().enumerate() {
-                let loss = self.objective.loss(model, batch, &mut rng)?;
+                // Each micro-batch draws its masks from its place in the whole run, so a resumed
+                // run drops what the uninterrupted one would have.
+                let micro_batch = ((epoch - 1) * batches.len() + i) as u64;
+                model.set_dropout(args.dropout.then_some(args.seed.rotate_left(32) ^ micro_batch));
+                let loss = self.objective.loss(model, batch, &mut rng);
+                model.set_dropout(None);
+                let loss = loss?;
                 let value: f32 = loss.clone().into_scalar();
                 if !value.is_finite() {
                     return Err(TrainError::InvalidOption(format!(

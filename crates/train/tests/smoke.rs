@@ -105,8 +105,14 @@ fn a_reranker_learns_and_its_folder_reloads() {
         scale: 10.0,
         activation: sieve_encoders::ScoreActivation::Sigmoid,
     };
+    // Four losses one after another on six examples: the later ones start near their minimum,
+    // where dropout's noise outweighs an epoch's progress, so this test trains without it.
+    let exact = TrainingArgs {
+        dropout: false,
+        ..args()
+    };
     for loss in [CrossLoss::default(), CrossLoss::ListNet, sampled, CrossLoss::SOFTMAX] {
-        let report = Trainer::new(Objective::Cross(loss), args())
+        let report = Trainer::new(Objective::Cross(loss), exact.clone())
             .fit(&mut model, &examples, |_, _, _| Ok(()))
             .unwrap();
         let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
@@ -302,4 +308,36 @@ fn a_resumed_run_continues_as_if_it_had_not_stopped() {
         assert!(err.to_string().contains("is not a parameter of this model"), "{err}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn dropout_is_off_until_asked_for_and_follows_its_seed() {
+    let Some(dir) = common::fixture("roberta-ce") else {
+        return;
+    };
+    let mut model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, dir.to_str().unwrap()).unwrap();
+    assert!(model.has_dropout(), "the fixture's config sets dropout rates of 0.1");
+    let pairs: Vec<(&str, &str)> = TEXTS.to_vec();
+    let exact = host(model.logits(&pairs).unwrap());
+    assert_eq!(
+        host(model.logits(&pairs).unwrap()),
+        exact,
+        "without dropout a pass is deterministic"
+    );
+    model.set_dropout(Some(1));
+    let noisy = host(model.logits(&pairs).unwrap());
+    assert!(max_diff(&noisy, &exact) > 1e-4, "dropout changed nothing");
+    model.set_dropout(Some(1));
+    assert_eq!(
+        host(model.logits(&pairs).unwrap()),
+        noisy,
+        "the same seed drops the same elements"
+    );
+    model.set_dropout(Some(2));
+    assert!(
+        max_diff(&host(model.logits(&pairs).unwrap()), &noisy) > 1e-4,
+        "another seed, other masks"
+    );
+    model.set_dropout(None);
+    assert_eq!(host(model.logits(&pairs).unwrap()), exact);
 }

@@ -90,9 +90,13 @@ pub struct Args {
     /// Texts are truncated to this many tokens [default: the model's max_seq_length].
     #[arg(long)]
     max_seq_length: Option<usize>,
-    /// Seed of the shuffling.
+    /// Seed of the shuffling and the dropout masks.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Train without dropout (by default the model drops activations at its config.json's rates,
+    /// as sentence-transformers trains).
+    #[arg(long)]
+    no_dropout: bool,
     /// Continue from the last checkpoint in OUT (same data and options as the first run).
     #[arg(long)]
     resume: bool,
@@ -303,6 +307,7 @@ pub fn run(args: Args, out: &Output) -> Result {
         warmup_ratio: args.warmup_ratio,
         weight_decay: args.weight_decay,
         seed: args.seed,
+        dropout: !args.no_dropout,
         show_progress_bar: out.bars(),
         ..TrainingArgs::default()
     };

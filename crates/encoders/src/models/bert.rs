@@ -9,6 +9,7 @@ use super::LmHead;
 use super::cpu::encoder::CpuLayerNorm;
 use super::cpu::linear::CpuLinear;
 use super::cpu::lm_head::CpuLmHead;
+use super::dropout::{Site, dropout};
 use super::layers::{Activation, VocabProjection, layer_norm, linear, multi_head_attention, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::device::Dtype;
@@ -62,6 +63,7 @@ pub(crate) struct BertEmbeddings {
     position_embeddings: Embedding,
     token_type_embeddings: Embedding,
     layer_norm: LayerNorm,
+    eps: f64,
 }
 
 impl BertEmbeddings {
@@ -76,6 +78,7 @@ impl BertEmbeddings {
             )?,
             token_type_embeddings: ckpt.embedding("embeddings.token_type_embeddings.weight", c.type_vocab_size, h)?,
             layer_norm: ckpt.layer_norm("embeddings.LayerNorm", h, c.layer_norm_eps)?,
+            eps: c.layer_norm_eps,
         })
     }
 
@@ -98,7 +101,7 @@ impl BertEmbeddings {
         };
         let embeddings =
             self.word_embeddings.forward(input_ids) + self.token_type_embeddings.forward(token_type_ids) + positions;
-        self.layer_norm.forward(embeddings)
+        dropout(layer_norm(&self.layer_norm, self.eps, embeddings), Site::Embeddings)
     }
 }
 
@@ -206,13 +209,13 @@ impl BertLayer {
         let attended = layer_norm(
             &self.attention_output_layer_norm,
             self.eps,
-            linear(&self.attention_output_dense, context) + residual,
+            dropout(linear(&self.attention_output_dense, context), Site::AttentionOutput) + residual,
         );
         let intermediate = act.forward_linear(&self.intermediate_dense, attended.clone());
         layer_norm(
             &self.output_layer_norm,
             self.eps,
-            linear(&self.output_dense, intermediate) + attended,
+            dropout(linear(&self.output_dense, intermediate), Site::FeedForwardOutput) + attended,
         )
     }
 }
@@ -306,8 +309,9 @@ impl BertClassificationHead {
     /// Logits `[batch, num_labels]` from the `[CLS]` hidden state.
     pub(crate) fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [batch, _, h] = hidden.dims();
-        let cls = hidden.narrow(1, 0, 1).reshape([batch, h]);
-        self.classifier.forward(activation::tanh(self.pooler.forward(cls)))
+        let cls = dropout(hidden.narrow(1, 0, 1).reshape([batch, h]), Site::ClassifierInput);
+        let pooled = activation::tanh(self.pooler.forward(cls));
+        self.classifier.forward(dropout(pooled, Site::Classifier))
     }
 }
 

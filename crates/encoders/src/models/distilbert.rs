@@ -10,6 +10,7 @@ use super::bert::{BertLayer, LayerKeys};
 use super::cpu::encoder::CpuLayerNorm;
 use super::cpu::linear::CpuLinear;
 use super::cpu::lm_head::CpuLmHead;
+use super::dropout::{Site, dropout};
 use super::layers::{Activation, VocabProjection, padding_mask};
 use crate::checkpoint::Checkpoint;
 use crate::device::Dtype;
@@ -114,8 +115,10 @@ impl DistilBertModel {
             .position_embeddings
             .forward(position_ids)
             .expand([batch, seq, self.config.dim]);
-        self.embeddings_layer_norm
-            .forward(self.word_embeddings.forward(input_ids) + positions)
+        let embeddings = self
+            .embeddings_layer_norm
+            .forward(self.word_embeddings.forward(input_ids) + positions);
+        dropout(embeddings, Site::Embeddings)
     }
 }
 
@@ -136,8 +139,8 @@ impl DistilBertClassificationHead {
     pub(crate) fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
         let [batch, _, d] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([batch, d]);
-        self.classifier
-            .forward(activation::relu(self.pre_classifier.forward(cls)))
+        let pooled = activation::relu(self.pre_classifier.forward(cls));
+        self.classifier.forward(dropout(pooled, Site::Classifier))
     }
 }
 

@@ -7,6 +7,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor, TensorCreationOptions};
 
 use super::cpu;
+use super::dropout::{Site, active, dropout};
 use crate::error::{EncoderError, Result};
 
 /// The `hidden_act` / `activation` values of Hugging Face configs.
@@ -114,16 +115,20 @@ pub(crate) fn multi_head_attention(
         let keep: Vec<bool> = padding.into_data().iter::<bool>().map(|padded| !padded).collect();
         let scores = split(query).matmul(split(key).swap_dims(2, 3));
         let probs = cpu::autodiff::masked_softmax(scores, (head_dim as f32).powf(-0.5), std::sync::Arc::new(keep));
+        let probs = dropout(probs, Site::AttentionProbs);
         return probs.matmul(split(value)).swap_dims(1, 2).reshape([batch, seq, hidden]);
     }
-    let context = attention(
-        split(query),
-        split(key),
-        split(value),
-        Some(mask.clone()),
-        None,
-        AttentionModuleOptions::default(),
-    );
+    let context = match active(Site::AttentionProbs) {
+        true => attention_with_dropout(split(query), split(key), split(value), mask, None),
+        false => attention(
+            split(query),
+            split(key),
+            split(value),
+            Some(mask.clone()),
+            None,
+            AttentionModuleOptions::default(),
+        ),
+    };
     context.swap_dims(1, 2).reshape([batch, seq, hidden])
 }
 
@@ -139,16 +144,39 @@ pub(crate) fn biased_multi_head_attention(
 ) -> Tensor<3> {
     let [batch, seq, hidden] = query.dims();
     let heads = |x: Tensor<3>| x.reshape([batch, seq, num_heads, hidden / num_heads]).swap_dims(1, 2);
-    attention(
-        heads(query),
-        heads(key),
-        heads(value),
-        Some(mask.clone()),
-        Some(bias.clone()),
-        AttentionModuleOptions::default(),
-    )
-    .swap_dims(1, 2)
-    .reshape([batch, seq, hidden])
+    let context = match active(Site::AttentionProbs) {
+        true => attention_with_dropout(heads(query), heads(key), heads(value), mask, Some(bias)),
+        false => attention(
+            heads(query),
+            heads(key),
+            heads(value),
+            Some(mask.clone()),
+            Some(bias.clone()),
+            AttentionModuleOptions::default(),
+        ),
+    };
+    context.swap_dims(1, 2).reshape([batch, seq, hidden])
+}
+
+/// softmax(Q Kᵀ / √d + bias + mask) V over `[batch, heads, seq, head_dim]` inputs, with dropout on
+/// the probabilities (burn's fused `attention` has no dropout): the training path where the fused
+/// CPU ops do not apply.
+fn attention_with_dropout(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    mask: &Tensor<4, Bool>,
+    bias: Option<&Tensor<4>>,
+) -> Tensor<4> {
+    let head_dim = query.dims()[3];
+    let mut scores = query
+        .matmul(key.swap_dims(2, 3))
+        .mul_scalar((head_dim as f32).powf(-0.5));
+    if let Some(bias) = bias {
+        scores = scores + bias.clone();
+    }
+    let probs = activation::softmax(scores.mask_fill(mask.clone(), f32::NEG_INFINITY), 3);
+    dropout(probs, Site::AttentionProbs).matmul(value)
 }
 
 /// The vocabulary projection of a masked-LM head: `x · Eᵀ + b`, with `E` usually the word
@@ -238,6 +266,37 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
 
     use super::*;
+
+    #[test]
+    fn attention_with_dropout_is_burns_attention_when_nothing_drops() {
+        use crate::models::dropout::{DropoutRates, scope};
+        let device = burn::tensor::Device::flex();
+        let normal = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (q, k, v) = (normal([2, 5, 8]), normal([2, 5, 8]), normal([2, 5, 8]));
+        let bias = Tensor::<4>::random([2, 2, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+        let lengths = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 1., 1., 1., 1., 1., 1., 0., 0., 0.], [2, 5]),
+            &device,
+        );
+        let mask = padding_mask(&lengths, 2);
+        // A rate so small that no element drops, but the dropout path runs.
+        let rates = DropoutRates {
+            attention_probs: 1e-9,
+            ..DropoutRates::default()
+        };
+        let plain = multi_head_attention(q.clone(), k.clone(), v.clone(), &mask, 2);
+        let dropped = scope(rates, 1, || {
+            multi_head_attention(q.clone(), k.clone(), v.clone(), &mask, 2)
+        });
+        plain
+            .into_data()
+            .assert_approx_eq::<f32>(&dropped.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+        let plain = biased_multi_head_attention(q.clone(), k.clone(), v.clone(), &mask, &bias, 2);
+        let dropped = scope(rates, 1, || biased_multi_head_attention(q, k, v, &mask, &bias, 2));
+        plain
+            .into_data()
+            .assert_approx_eq::<f32>(&dropped.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+    }
 
     #[test]
     fn cpu_and_tensor_masked_maxima_agree() {

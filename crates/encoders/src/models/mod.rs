@@ -3,6 +3,7 @@
 pub mod bert;
 pub(crate) mod cpu;
 pub mod distilbert;
+pub(crate) mod dropout;
 pub(crate) mod layers;
 pub mod mpnet;
 pub mod roberta;
@@ -130,7 +131,7 @@ impl Backbone {
 }
 
 /// The transformer family `config.json` describes, checked against [`SUPPORTED_ARCHITECTURES`].
-fn family(config: &Value) -> Result<&'static str> {
+pub(crate) fn family(config: &Value) -> Result<&'static str> {
     let architecture = config
         .get("architectures")
         .and_then(|a| a.get(0))

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::bert::{BertLayer, LayerKeys, default_hidden_act, default_layer_norm_eps};
 use super::cpu::attention::RelativeBias;
 use super::cpu::linear::host;
+use super::dropout::{Site, dropout};
 use super::layers::{Activation, biased_multi_head_attention, padding_mask};
 use super::roberta::{position_ids, usable_positions};
 use crate::checkpoint::Checkpoint;
@@ -109,8 +110,10 @@ impl MPNetEmbeddings {
 
     fn forward(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         let positions = self.position_embeddings.forward(position_ids(&input_ids, PADDING_IDX));
-        self.layer_norm
-            .forward(self.word_embeddings.forward(input_ids) + positions)
+        let embeddings = self
+            .layer_norm
+            .forward(self.word_embeddings.forward(input_ids) + positions);
+        dropout(embeddings, Site::Embeddings)
     }
 }
 

@@ -422,6 +422,75 @@ pub(crate) fn masked_softmax(scores: Tensor<4>, scale: f32, keep: Arc<Vec<bool>>
     Tensor::from_primitive::<Ad>(y)
 }
 
+/// Inverted dropout: each element of `x` is zeroed with probability `p` and the rest scaled by
+/// `1 / (1 − p)`; backward `dx = dy · mask / (1 − p)`. The mask is counter-based (element `i`'s
+/// draw is a hash of `seed` and `i`, as Philox is in PyTorch's CUDA kernels), so it does not depend
+/// on how rayon splits the work, and it is kept for the backward pass as one bit per element.
+pub(crate) fn dropout<const D: usize>(x: Tensor<D>, p: f32, seed: u64) -> Tensor<D> {
+    #[derive(Debug)]
+    struct DropoutBackward;
+
+    impl Backward<Flex, 1> for DropoutBackward {
+        /// The kept elements (bit `i % 64` of word `i / 64`) and the scale of the kept ones.
+        type State = (Arc<Vec<u64>>, f32);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (keep, scale) = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                let shape = grad.shape();
+                let mut dx = values(&grad).into_owned();
+                apply_mask(&mut dx, &keep, scale);
+                tensor(dx, shape)
+            });
+        }
+    }
+
+    let x = primitive(x);
+    let shape = x.primitive().shape();
+    let mut y = values(x.primitive()).into_owned();
+    // Elements with a draw below the threshold are dropped: probability `p`.
+    let threshold = (f64::from(p.clamp(0.0, 1.0)) * 4_294_967_296.0).min(4_294_967_295.0) as u32;
+    let mut keep = vec![0u64; y.len().div_ceil(64)];
+    keep.par_chunks_mut(ELEMENTS_PER_TASK / 64)
+        .enumerate()
+        .for_each(|(task, words)| {
+            for (w, word) in words.iter_mut().enumerate() {
+                let first = (task * ELEMENTS_PER_TASK / 64 + w) as u64 * 32;
+                for pair in 0..32u64 {
+                    let draws = super::super::dropout::mix(seed, first + pair);
+                    let kept = u64::from(draws as u32 >= threshold) | u64::from((draws >> 32) as u32 >= threshold) << 1;
+                    *word |= kept << (2 * pair);
+                }
+            }
+        });
+    let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
+    apply_mask(&mut y, &keep, scale);
+    let out = tensor(y, shape);
+    let keep = Arc::new(keep);
+    let y = match DropoutBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((keep, scale), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Ad>(y)
+}
+
+/// `v[i] · scale` where bit `i` of `keep` is set, 0 elsewhere.
+fn apply_mask(v: &mut [f32], keep: &[u64], scale: f32) {
+    v.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(keep.par_chunks(ELEMENTS_PER_TASK / 64))
+        .for_each(|(v, keep)| {
+            for (v, word) in v.chunks_mut(64).zip(keep) {
+                for (i, v) in v.iter_mut().enumerate() {
+                    *v = if word >> i & 1 == 1 { *v * scale } else { 0.0 };
+                }
+            }
+        });
+}
+
 #[cfg(test)]
 mod tests {
     //! Each fused op against burn's own ops on the same autodiff device: values and the
@@ -544,6 +613,57 @@ mod tests {
             bias.grad(&g_ours).expect("a gradient"),
             bias.grad(&g_theirs).expect("a gradient"),
             1e-5,
+        );
+    }
+
+    #[test]
+    fn dropout_drops_its_share_and_routes_the_gradient_through_the_kept_elements() {
+        // 40 000 elements: several rayon tasks and a tail that does not fill a mask word.
+        let x = leaf([200, 200], 1);
+        let w = weights(&x);
+        let y = dropout(x.clone(), 0.25, 99);
+        let grads = (y.clone() * w.clone()).sum().backward();
+        let (xs, ys) = (
+            x.clone().inner().into_data().iter::<f32>().collect::<Vec<_>>(),
+            y.clone().inner().into_data().iter::<f32>().collect::<Vec<_>>(),
+        );
+        let dropped = ys.iter().filter(|&&v| v == 0.0).count() as f32 / ys.len() as f32;
+        assert!((dropped - 0.25).abs() < 0.01, "dropped {dropped}, expected 0.25");
+        let scale = 1.0 / 0.75;
+        let kept: Vec<bool> = ys.iter().map(|&v| v != 0.0).collect();
+        for ((x, y), kept) in xs.iter().zip(&ys).zip(&kept) {
+            let want = if *kept { x * scale } else { 0.0 };
+            assert!((y - want).abs() <= 1e-6 * want.abs().max(1.0), "{y} vs {want}");
+        }
+        // dx = w · mask / (1 − p).
+        let dx = x
+            .grad(&grads)
+            .expect("a gradient")
+            .into_data()
+            .iter::<f32>()
+            .collect::<Vec<_>>();
+        let ws = w.inner().into_data().iter::<f32>().collect::<Vec<_>>();
+        for ((g, w), kept) in dx.iter().zip(&ws).zip(&kept) {
+            let want = if *kept { w * scale } else { 0.0 };
+            assert!((g - want).abs() <= 1e-6, "{g} vs {want}");
+        }
+        // The same seed draws the same mask, another seed another one.
+        let again = dropout(x.clone(), 0.25, 99).inner().into_data();
+        assert_eq!(again, y.inner().into_data());
+        let other = dropout(x, 0.25, 100)
+            .inner()
+            .into_data()
+            .iter::<f32>()
+            .collect::<Vec<_>>();
+        let same = other
+            .iter()
+            .zip(&ys)
+            .filter(|(a, b)| (**a == 0.0) == (**b == 0.0))
+            .count();
+        assert!(
+            same < ys.len() * 7 / 10,
+            "two seeds agree on {same} of {} elements",
+            ys.len()
         );
     }
 
