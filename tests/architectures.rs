@@ -144,7 +144,7 @@ fn roberta_splade_fixture_with_tied_decoder() {
 
 #[test]
 fn unknown_architecture_lists_the_supported_ones() {
-    let dir = std::env::temp_dir().join(format!("sieve-architectures-{}", std::process::id()));
+    let dir = ScratchDir::new("architectures-unknown");
     std::fs::create_dir_all(&dir).unwrap();
     let source = repo_fixture("mpnet-ce");
     for file in ["model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
@@ -156,7 +156,6 @@ fn unknown_architecture_lists_the_supported_ones() {
         .err()
         .expect("GPT-2 is not supported")
         .to_string();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(err.contains("GPT2LMHeadModel"), "{err}");
     for supported in sieve::encoders::models::SUPPORTED_ARCHITECTURES {
         assert!(err.contains(supported), "{supported} missing from: {err}");

@@ -10,13 +10,12 @@ use sieve::{
     SparseEncoder,
 };
 
-/// A private copy of a fixture folder, removed on drop.
-struct Scratch(PathBuf);
+/// A private copy of a fixture folder, removed on drop (a [`common::ScratchDir`]).
+struct Scratch(common::ScratchDir);
 
 impl Scratch {
     fn of(name: &str, tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sieve-bad-input-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = common::ScratchDir::new(&format!("bad-input-{tag}"));
         copy_dir(&fixture(name), &dir);
         Scratch(dir)
     }
@@ -31,12 +30,6 @@ impl Scratch {
         let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         edit(&mut config);
         std::fs::write(path, config.to_string()).unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

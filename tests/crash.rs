@@ -164,8 +164,7 @@ fn crash_recovery_keeps_every_acknowledged_write() {
     // The compacting rounds get a collection of their own, which holds only the few documents
     // they keep replacing: dead slots then outnumber live ones within a few batches.
     let dirs = ["crash", "crash-compacting"].map(|name| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = common::ScratchDir::new(name);
         Collection::create(&dir, config()).unwrap().close().unwrap();
         dir
     });
@@ -351,10 +350,9 @@ fn locked_child() {
 
 #[test]
 fn a_second_process_gets_a_clear_locked_error() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("locked-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::ScratchDir::new("locked");
     let held = Collection::create(&dir, config()).unwrap();
-    let child = |dir: &PathBuf| {
+    let child = |dir: &std::path::Path| {
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "locked_child",
@@ -386,8 +384,7 @@ fn a_second_process_gets_a_clear_locked_error() {
 /// no index holds a document (or misses a deletion) the store does not.
 #[test]
 fn buffered_crashes_keep_a_prefix_and_no_index_runs_ahead() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-buffered-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::ScratchDir::new("crash-buffered");
     let buffered = CollectionConfig {
         durability: sieve::engine::Durability::Buffered,
         ..config()
@@ -568,8 +565,7 @@ impl FullDiskLog {
 /// that agree with the store.
 #[test]
 fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("disk-full-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::ScratchDir::new("disk-full");
     Collection::create(&dir, config()).unwrap().close().unwrap();
     let mut log = FullDiskLog::default();
     for (round, headroom_kib) in [64u64, 256, 1024, 4096].into_iter().enumerate() {

@@ -3,16 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{fixture, max_abs_diff};
+use common::{ScratchDir, fixture, max_abs_diff};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use sieve::SentenceTransformer;
 
 /// A copy of the `bert-st-mean-norm` fixture with its weights re-encoded by `convert`.
-fn converted_fixture(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sieve-half-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn converted_fixture(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2]) -> ScratchDir {
+    let dir = ScratchDir::new(&format!("half-{tag}"));
     std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
     let src = fixture("bert-st-mean-norm");
     for file in [
@@ -60,7 +57,6 @@ fn check(tag: &str, dtype: Dtype, convert: fn(f32) -> [u8; 2], tol: f32) {
     eprintln!("{tag}: max |diff| vs f32 = {diff:e}");
     assert!(diff > 0.0, "{tag}: weights were not actually re-encoded");
     assert!(diff < tol, "{tag}: max |diff| {diff} >= {tol}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

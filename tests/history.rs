@@ -85,15 +85,16 @@ fn crash(collection: Collection) {
 }
 
 fn run_history(ops: &[Op], durability: Durability, case: usize) -> Result<(), TestCaseError> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("history-{}-{case}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed after the case, failing or not: proptest prints the failing case's operations,
+    // which replay it.
+    let dir = common::ScratchDir::new(&format!("history-{case}"));
     let config = CollectionConfig {
         durability,
         ..common::tiny_collection_config()
     };
     let mut h = Harness {
         collection: Some(Collection::create(&dir, config).map_err(fail)?),
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
     };
     // The model: id -> version of its current text.
     let mut model: BTreeMap<u8, usize> = BTreeMap::new();

@@ -10,11 +10,11 @@ use common::scifact;
 use sieve::engine::{Collection, CollectionConfig, Document, Fusion, Retriever};
 use sieve::index::HnswParams;
 
-fn collection() -> Collection {
+/// The collection's folder (removed when dropped) and the collection.
+fn collection() -> (common::ScratchDir, Collection) {
     let data = scifact::data();
     let (dense, sparse) = (scifact::minilm(), scifact::splade());
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("quality-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::ScratchDir::new("quality");
     let config = CollectionConfig {
         dense: Some(scifact::DENSE_MODEL.into()),
         sparse: Some(scifact::SPARSE_MODEL.into()),
@@ -39,7 +39,7 @@ fn collection() -> Collection {
         })
         .collect();
     c.add(docs).unwrap();
-    c
+    (dir, c)
 }
 
 struct Row {
@@ -74,7 +74,8 @@ const PINNED_DEFAULT_NDCG10: f64 = 0.7408;
 
 #[test]
 fn scifact_train_hybrid_beats_every_single_retriever() {
-    let c = collection();
+    // `c` is dropped (closed) before its folder is removed.
+    let (_dir, c) = collection();
     let c = &c;
     // The ids of a first-stage search's top 100.
     let top = |search: sieve::engine::Search| -> Vec<String> {

@@ -94,10 +94,9 @@ fn scifact_search_equals_brute_force() {
         assert!(hits.iter().all(|h| h.id % 10 != 3), "a deleted document came back");
     }
 
-    let dir = std::env::temp_dir().join(format!("sieve-sparse-scifact-{}", std::process::id()));
+    let dir = common::ScratchDir::new("sparse-scifact");
     index.save(&dir).unwrap();
     let loaded = SparseIndex::load(&dir).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
     for (i, q) in queries.iter().enumerate() {
         let want = index.search(&q.indices, &q.values, K, None).unwrap();
         assert_eq!(

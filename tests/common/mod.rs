@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 mod scratch;
+#[allow(unused_imports)] // not every test file uses it
 pub use scratch::ScratchDir;
 
 /// `../shared` beside the repository (override with `SIEVE_SHARED`).

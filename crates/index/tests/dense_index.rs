@@ -40,11 +40,8 @@ fn ids(index: &dyn DenseIndex, queries: &[Vec<f32>], k: usize, filter: Option<&A
         .collect()
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dense-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn tempdir(name: &str) -> common::ScratchDir {
+    common::ScratchDir::new(&format!("dense-{name}"))
 }
 
 #[test]

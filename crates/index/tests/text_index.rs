@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use common::scifact::{self, Scifact};
 use sieve_index::text::{Stopwords, TextIndexConfig};
@@ -14,10 +13,8 @@ use sieve_index::{AllowSet, DocId, IndexError, TextIndex};
 /// tantivy's fixed k1 = 1.2, b = 0.75 must stay close.
 const MIN_NDCG_AT_10: f64 = 0.68;
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("text-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn tempdir(name: &str) -> common::ScratchDir {
+    common::ScratchDir::new(&format!("text-{name}"))
 }
 
 fn fill(index: &mut TextIndex, data: &Scifact) {
@@ -133,7 +130,6 @@ fn reopened_from_disk_ranks_identically_and_keeps_updates() {
         "{busy}"
     );
     drop(reopened);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

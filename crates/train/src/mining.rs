@@ -1,8 +1,11 @@
 //! Hard negatives mined from a [`Collection`], as sentence-transformers'
 //! `util.mine_hard_negatives` does with a corpus: for each query, the documents a retriever
 //! ranks between `range_min` and `range_max` that are not judged positive, optionally only
-//! those scoring below the positive by a margin, the best `num_negatives` of them.
+//! those scoring below the positive by a margin; the best `num_negatives` of them, or
+//! `num_negatives` drawn at random among them ([`Sampling::Random`]).
 
+use rand::SeedableRng;
+use rand::seq::IndexedRandom;
 use sieve_engine::{Collection, Retriever, Scored};
 
 use crate::{Result, TrainError};
@@ -37,6 +40,23 @@ pub struct MiningOptions {
     pub absolute_margin: Option<f32>,
     /// Keep only candidates scoring at most `positive × (1 − relative_margin)` (dense only).
     pub relative_margin: Option<f32>,
+    /// Which of the candidates that pass become the negatives (sentence-transformers'
+    /// `sampling_strategy`; default [`Sampling::Top`]).
+    pub sampling: Sampling,
+}
+
+/// How [`mine_hard_negatives`] picks `num_negatives` among the candidates that pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sampling {
+    /// The best-ranked ones: the hardest negatives (`sampling_strategy="top"`).
+    #[default]
+    Top,
+    /// A uniform draw without replacement, kept in rank order (`sampling_strategy="random"`):
+    /// easier on average, and less likely to be unjudged positives than the very top.
+    Random {
+        /// Seed of the draw (one stream for all queries, in their order).
+        seed: u64,
+    },
 }
 
 impl Default for MiningOptions {
@@ -49,6 +69,7 @@ impl Default for MiningOptions {
             max_score: None,
             absolute_margin: None,
             relative_margin: None,
+            sampling: Sampling::Top,
         }
     }
 }
@@ -88,6 +109,10 @@ pub fn mine_hard_negatives(
 ) -> Result<Vec<Mined>> {
     check(options)?;
     let margins = options.absolute_margin.is_some() || options.relative_margin.is_some();
+    let mut rng = match options.sampling {
+        Sampling::Random { seed } => Some(rand::rngs::StdRng::seed_from_u64(seed)),
+        Sampling::Top => None,
+    };
     let mut out = Vec::with_capacity(queries.len());
     for (query, positives) in queries {
         let depth = options.range_max + positives.len();
@@ -105,7 +130,7 @@ pub fn mine_hard_negatives(
             true => Some(positive_floor(collection, query, positives)?),
             false => None,
         };
-        let negatives = hits
+        let candidates = hits
             .into_iter()
             .filter(|hit| !positives.contains(&hit.id))
             .enumerate()
@@ -119,7 +144,6 @@ pub fn mine_hard_negatives(
                             .is_none_or(|m| hit.score <= positive * (1.0 - m))
                 })
             })
-            .take(options.num_negatives)
             .map(|(rank, hit)| {
                 (
                     hit.id,
@@ -128,8 +152,19 @@ pub fn mine_hard_negatives(
                         score: hit.score,
                     },
                 )
-            })
-            .collect();
+            });
+        let negatives = match rng.as_mut() {
+            None => candidates.take(options.num_negatives).collect(),
+            Some(rng) => {
+                let candidates: Vec<_> = candidates.collect();
+                let mut picked: Vec<_> = candidates
+                    .choose_multiple(rng, options.num_negatives)
+                    .cloned()
+                    .collect();
+                picked.sort_by_key(|(_, s)| s.rank);
+                picked
+            }
+        };
         out.push(Mined {
             query: query.clone(),
             positives: positives.clone(),

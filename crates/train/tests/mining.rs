@@ -8,18 +8,20 @@ use std::path::PathBuf;
 use sieve_engine::{Collection, CollectionConfig, Retriever};
 use sieve_train::TrainError;
 use sieve_train::data::beir_pairs;
-use sieve_train::mining::{MiningOptions, mine_hard_negatives};
+use sieve_train::mining::{Mined, MiningOptions, Sampling, mine_hard_negatives};
 
 use common::DOCS;
 
-fn collection(name: &str) -> Collection {
-    let dir = std::env::temp_dir().join(format!("sieve-train-{name}-{}", std::process::id()));
+/// The collection's folder (removed when dropped) and the collection.
+fn collection(name: &str) -> (common::ScratchDir, Collection) {
+    let dir = common::ScratchDir::new(&format!("train-mining-{name}"));
     let config = CollectionConfig {
         sparse: None,
         reranker: None,
         ..CollectionConfig::default()
     };
-    common::docs_collection(&dir, config).expect("models in the hub cache: run scripts/fetch-models")
+    let c = common::docs_collection(&dir, config).expect("models in the hub cache: run scripts/fetch-models");
+    (dir, c)
 }
 
 fn query() -> Vec<(String, Vec<String>)> {
@@ -28,7 +30,7 @@ fn query() -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn negatives_skip_positives_and_follow_the_range() {
-    let c = collection("range");
+    let (_dir, c) = collection("range");
     let dense = |range_min, num_negatives| MiningOptions {
         retriever: Some(Retriever::Dense),
         range_min,
@@ -63,8 +65,47 @@ fn negatives_skip_positives_and_follow_the_range() {
 }
 
 #[test]
+fn random_sampling_draws_from_the_candidates_in_rank_order() {
+    let (_dir, c) = collection("sampling");
+    let options = |sampling| MiningOptions {
+        retriever: Some(Retriever::Dense),
+        num_negatives: 3,
+        sampling,
+        ..Default::default()
+    };
+    let mine = |sampling| mine_hard_negatives(&c, &query(), &options(sampling)).unwrap().remove(0);
+    let all = mine_hard_negatives(
+        &c,
+        &query(),
+        &MiningOptions {
+            num_negatives: 9,
+            ..options(Sampling::Top)
+        },
+    )
+    .unwrap()
+    .remove(0);
+    let draws: Vec<Mined> = (0..8).map(|seed| mine(Sampling::Random { seed })).collect();
+    for drawn in &draws {
+        assert_eq!(drawn.negatives.len(), 3);
+        assert!(drawn.negatives.iter().all(|n| all.negatives.contains(n)), "{drawn:?}");
+        assert!(drawn.negatives.windows(2).all(|w| w[0].1.rank < w[1].1.rank));
+    }
+    assert_eq!(
+        mine(Sampling::Random { seed: 3 }),
+        draws[3],
+        "a seed draws the same negatives"
+    );
+    let top = mine(Sampling::Top);
+    assert_eq!(top.negatives, all.negatives[..3]);
+    assert!(
+        draws.iter().any(|d| d.negatives != top.negatives),
+        "eight draws of 3 among 9 all gave the top 3"
+    );
+}
+
+#[test]
 fn margins_compare_with_the_positives_similarity() {
-    let c = collection("margin");
+    let (_dir, c) = collection("margin");
     let model = c.dense_model().unwrap();
     let (q, d) = ("why do the tides rise and fall", DOCS[0].1);
     let e = model.encode(&[q, d]).unwrap();

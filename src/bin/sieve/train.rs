@@ -10,7 +10,7 @@ use sieve::engine::eval::read_qrels;
 use sieve::train::data::{beir_pairs, read_pairs, read_scored_pairs, read_triplets};
 use sieve::train::evaluation::{RetrievalScores, evaluate_dense, evaluate_reranker, evaluate_sparse};
 use sieve::train::losses::{CrossLoss, DenseLoss, SpladeLoss};
-use sieve::train::mining::{MiningOptions, mine_hard_negatives};
+use sieve::train::mining::{MiningOptions, Sampling, mine_hard_negatives};
 use sieve::train::trainer::{Example, Objective, Trainer, TrainingArgs};
 
 use crate::output::Output;
@@ -60,6 +60,10 @@ pub struct Args {
     /// Candidates considered when mining.
     #[arg(long, default_value_t = 100)]
     range_max: usize,
+    /// Which candidates become the hard negatives: the best-ranked (top) or a draw seeded by
+    /// --seed (random), as sentence-transformers' sampling_strategy.
+    #[arg(long, value_enum, default_value_t = SamplingStrategy::Top)]
+    sampling_strategy: SamplingStrategy,
     /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce, listnet, mnrl (4 in-batch
     /// negatives, scale 10, sigmoid) or softmax (cross-entropy over the positive and the hard
     /// negatives alone, raw logits) (cross); splade. Sentence-transformers' class names are
@@ -103,6 +107,12 @@ pub struct Args {
     /// Only evaluate MODEL on --dev-qrels (the baseline of a run), train nothing.
     #[arg(long, requires = "dev_qrels")]
     eval_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SamplingStrategy {
+    Top,
+    Random,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -213,9 +223,14 @@ pub fn run(args: Args, out: &Output) -> Result {
                     "mining {n} hard negatives for {} queries",
                     pairs.queries.len()
                 ));
+                let sampling = match args.sampling_strategy {
+                    SamplingStrategy::Top => Sampling::Top,
+                    SamplingStrategy::Random => Sampling::Random { seed: args.seed },
+                };
                 let options = MiningOptions {
                     num_negatives: n,
                     range_max: args.range_max,
+                    sampling,
                     ..MiningOptions::default()
                 };
                 mine_hard_negatives(collection, &pairs.queries(), &options).map_err(err)?

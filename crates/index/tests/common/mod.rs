@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 pub mod ann;
 pub mod scifact;
+#[path = "../../../../tests/common/scratch.rs"]
+mod scratch;
+#[allow(unused_imports)] // not every test file uses it
+pub use scratch::ScratchDir;
 
 /// `../shared` beside the repository (override with `SIEVE_SHARED`).
 pub fn shared() -> PathBuf {
