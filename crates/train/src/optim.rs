@@ -100,6 +100,8 @@ pub struct AdamW {
     moments: Vec<Option<Moments>>,
     gradients: Vec<Option<Tensor<1>>>,
     decay: Vec<bool>,
+    /// Parameters left as they are (PyTorch's `requires_grad = False`).
+    frozen: Vec<bool>,
 }
 
 impl AdamW {
@@ -112,7 +114,48 @@ impl AdamW {
             moments: vec![None; parameters.len()],
             gradients: vec![None; parameters.len()],
             decay: parameters.iter().map(|p| !p.is_bias_or_norm()).collect(),
+            frozen: vec![false; parameters.len()],
         }
+    }
+
+    /// Leaves every parameter whose checkpoint key contains one of `patterns` as it is, as
+    /// setting `requires_grad = False` does in PyTorch: its gradient is neither applied nor
+    /// counted in the clipping norm. Returns how many parameters it froze; a pattern that
+    /// matches none is an error.
+    ///
+    /// ```no_run
+    /// # use sieve_encoders::training::{ModelKind, TrainableModel};
+    /// # use sieve_train::optim::{AdamW, AdamWConfig};
+    /// let model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, "sieve/stsb-minilm-l6-ce")?;
+    /// let mut optimizer = AdamW::new(AdamWConfig::default(), &model);
+    /// assert_eq!(optimizer.freeze(&model, &["embeddings.word_embeddings"])?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn freeze(&mut self, model: &TrainableModel, patterns: &[impl AsRef<str>]) -> Result<usize> {
+        let parameters = model.parameters();
+        if parameters.len() != self.frozen.len() {
+            return Err(TrainError::InvalidOption(
+                "the model's parameters changed since the optimizer was made".into(),
+            ));
+        }
+        for pattern in patterns {
+            let pattern = pattern.as_ref();
+            let mut matched = false;
+            for (frozen, parameter) in self.frozen.iter_mut().zip(&parameters) {
+                if parameter.name().contains(pattern) {
+                    *frozen = true;
+                    matched = true;
+                }
+            }
+            if !matched {
+                return Err(TrainError::InvalidOption(format!(
+                    "no parameter to freeze matches `{pattern}` (parameters are named by checkpoint key, \
+                     like `{}`)",
+                    parameters.first().map_or("", |p| p.name())
+                )));
+            }
+        }
+        Ok(self.frozen.iter().filter(|f| **f).count())
     }
 
     /// The configuration.
@@ -256,7 +299,10 @@ impl AdamW {
                 "the model's parameters changed since the optimizer was made".into(),
             ));
         }
-        for (slot, parameter) in self.gradients.iter_mut().zip(&parameters) {
+        for ((slot, parameter), frozen) in self.gradients.iter_mut().zip(&parameters).zip(&self.frozen) {
+            if *frozen {
+                continue;
+            }
             if let Some(grad) = parameter.grad(grads) {
                 let grad = if scale == 1.0 { grad } else { grad * scale };
                 *slot = Some(match slot.take() {

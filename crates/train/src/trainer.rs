@@ -235,6 +235,9 @@ pub struct TrainingArgs {
     pub max_grad_norm: Option<f64>,
     /// Seed of the shuffling and of the dropout masks (42).
     pub seed: u64,
+    /// Parameters left untrained: every one whose checkpoint key contains one of these
+    /// (`embeddings.word_embeddings`, say), as `requires_grad = False` in PyTorch (none).
+    pub freeze: Vec<String>,
     /// Dropout in the forward passes, at the rates of the model's `config.json`, as
     /// sentence-transformers trains in `model.train()` mode (true). False makes every pass
     /// deterministic, as in the gradient-parity tests.
@@ -268,6 +271,7 @@ impl Default for TrainingArgs {
             weight_decay: 0.01,
             max_grad_norm: Some(1.0),
             seed: 42,
+            freeze: Vec::new(),
             dropout: true,
             show_progress_bar: false,
             logging_steps: None,
@@ -348,6 +352,9 @@ impl Trainer {
             ..AdamWConfig::default()
         };
         let mut optimizer = AdamW::new(config, model);
+        if !args.freeze.is_empty() {
+            optimizer.freeze(model, &args.freeze)?;
+        }
         let resumed = match &args.optimizer_state {
             Some(path) if args.start_epoch > 0 => {
                 optimizer.load_state(model, path)?;

@@ -341,3 +341,44 @@ fn dropout_is_off_until_asked_for_and_follows_its_seed() {
     model.set_dropout(None);
     assert_eq!(host(model.logits(&pairs).unwrap()), exact);
 }
+
+#[test]
+fn frozen_parameters_keep_their_values() {
+    let Some(dir) = common::fixture("bert-st-mean-norm") else {
+        return;
+    };
+    let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dir.to_str().unwrap()).unwrap();
+    let values = |model: &TrainableModel| -> Vec<(String, Vec<f32>)> {
+        model
+            .parameters()
+            .iter()
+            .map(|p| (p.name().to_string(), p.flat().into_data().iter::<f32>().collect()))
+            .collect()
+    };
+    let before = values(&model);
+    let examples: Vec<Example> = TEXTS.iter().map(|(a, p)| Example::pair(a, p)).collect();
+    let args = TrainingArgs {
+        epochs: 1,
+        freeze: vec!["word_embeddings".into(), "layer.0.".into()],
+        ..args()
+    };
+    Trainer::new(Objective::Dense(DenseLoss::default()), args.clone())
+        .fit(&mut model, &examples, |_, _, _| Ok(()))
+        .unwrap();
+    let frozen = |name: &str| name.contains("word_embeddings") || name.contains("layer.0.");
+    for ((name, old), (_, new)) in before.iter().zip(values(&model)) {
+        match frozen(name) {
+            true => assert_eq!(old, &new, "{name} is frozen but changed"),
+            false => assert!(max_diff(old, &new) > 0.0, "{name} did not train"),
+        }
+    }
+    assert!(before.iter().filter(|(name, _)| frozen(name)).count() > 1);
+    let unknown = TrainingArgs {
+        freeze: vec!["no_such_parameter".into()],
+        ..args
+    };
+    let err = Trainer::new(Objective::Dense(DenseLoss::default()), unknown)
+        .fit(&mut model, &examples, |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_parameter"), "{err}");
+}

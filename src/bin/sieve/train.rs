@@ -97,6 +97,10 @@ pub struct Args {
     /// Seed of the shuffling and the dropout masks.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Leave the parameters whose checkpoint key contains PATTERN untrained (repeatable or
+    /// comma-separated), e.g. `embeddings.word_embeddings`.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    freeze: Vec<String>,
     /// Train without dropout (by default the model drops activations at its config.json's rates,
     /// as sentence-transformers trains).
     #[arg(long)]
@@ -322,6 +326,7 @@ pub fn run(args: Args, out: &Output) -> Result {
         warmup_ratio: args.warmup_ratio,
         weight_decay: args.weight_decay,
         seed: args.seed,
+        freeze: args.freeze.clone(),
         dropout: !args.no_dropout,
         show_progress_bar: out.bars(),
         ..TrainingArgs::default()
