@@ -6,7 +6,7 @@
 
 use rand::SeedableRng;
 use rand::seq::IndexedRandom;
-use sieve_engine::{Collection, Retriever, Scored};
+use sieve_engine::{Collection, Fusion, Retriever, Scored};
 
 use crate::{Result, TrainError};
 
@@ -27,6 +27,9 @@ pub struct MiningOptions {
     /// The first-stage retriever to rank candidates with; `None` is the collection's hybrid
     /// search. No rerank stage runs.
     pub retriever: Option<Retriever>,
+    /// How the hybrid first stage fuses its retrievers; `None` is the collection's default
+    /// (min-max). Sentence-transformers' recipes often mine with reciprocal rank fusion.
+    pub fusion: Option<Fusion>,
     /// Candidates ranked before this (0-based, positives left out) are skipped.
     pub range_min: usize,
     /// Candidates ranked from this on are not considered (default 100).
@@ -63,6 +66,7 @@ impl Default for MiningOptions {
     fn default() -> Self {
         Self {
             retriever: None,
+            fusion: None,
             range_min: 0,
             range_max: 100,
             num_negatives: 3,
@@ -124,6 +128,10 @@ pub fn mine_hard_negatives(
         let search = match options.retriever {
             Some(retriever) => search.retrievers(&[retriever]),
             None => search.hybrid(),
+        };
+        let search = match options.fusion {
+            Some(fusion) => search.fusion(fusion),
+            None => search,
         };
         let hits = search.run()?;
         let bar = match margins {

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use sieve_engine::{Collection, CollectionConfig, Retriever};
+use sieve_engine::{Collection, CollectionConfig, Fusion, Retriever};
 use sieve_train::TrainError;
 use sieve_train::data::beir_pairs;
 use sieve_train::mining::{Mined, MiningOptions, Sampling, mine_hard_negatives};
@@ -62,6 +62,31 @@ fn negatives_skip_positives_and_follow_the_range() {
     let hybrid = &mine_hard_negatives(&c, &query(), &MiningOptions::default()).unwrap()[0];
     assert_eq!(hybrid.negatives.len(), 3);
     assert!(hybrid.negatives.iter().all(|(id, _)| id != "tides"));
+    // With reciprocal rank fusion, the negatives follow that search's ranking and scores.
+    let rrf = Fusion::Rrf { k: 60.0 };
+    let options = MiningOptions {
+        fusion: Some(rrf),
+        num_negatives: 5,
+        ..Default::default()
+    };
+    let mined = &mine_hard_negatives(&c, &query(), &options).unwrap()[0];
+    let ranked: Vec<(String, f32)> = c
+        .search(query()[0].0.as_str())
+        .hybrid()
+        .fusion(rrf)
+        .no_rerank()
+        .top_k(20)
+        .run()
+        .unwrap()
+        .into_iter()
+        .filter(|hit| hit.id != "tides")
+        .take(5)
+        .map(|hit| (hit.id, hit.score))
+        .collect();
+    let got: Vec<(String, f32)> = mined.negatives.iter().map(|(id, s)| (id.clone(), s.score)).collect();
+    assert_eq!(got, ranked);
+    // Two retrievers: at most 1/61 from each (min-max fusion would give up to 2).
+    assert!(got.iter().all(|(_, score)| *score <= 2.0 / 61.0), "{got:?}");
 }
 
 #[test]

@@ -117,6 +117,17 @@ pub enum FusionArg {
     Dbsf,
 }
 
+impl FusionArg {
+    /// The engine's fusion this names.
+    pub fn fusion(self) -> Fusion {
+        match self {
+            FusionArg::Rrf => Fusion::Rrf { k: 60.0 },
+            FusionArg::Minmax => Fusion::MinMax,
+            FusionArg::Dbsf => Fusion::Dbsf,
+        }
+    }
+}
+
 impl SearchOptions {
     /// Checks the options (filter syntax, rerank weight) before any model is loaded.
     pub fn validate(&self) -> Result {
@@ -163,11 +174,7 @@ impl SearchOptions {
             Mode::Bm25 => search.bm25(),
             Mode::Hybrid => search.hybrid(),
         };
-        search = search.fusion(match self.fusion {
-            FusionArg::Rrf => Fusion::Rrf { k: 60.0 },
-            FusionArg::Minmax => Fusion::MinMax,
-            FusionArg::Dbsf => Fusion::Dbsf,
-        });
+        search = search.fusion(self.fusion.fusion());
         if let Some(n) = self.rerank {
             search = search.rerank(n);
         }

@@ -14,6 +14,7 @@ use sieve::train::mining::{MiningOptions, Sampling, mine_hard_negatives};
 use sieve::train::trainer::{Example, Objective, Trainer, TrainingArgs};
 
 use crate::output::Output;
+use crate::search::FusionArg;
 use crate::{Error, Result, open_collection};
 
 /// Fine-tune a model with sentence-transformers' losses; the output folder loads in
@@ -64,6 +65,10 @@ pub struct Args {
     /// --seed (random), as sentence-transformers' sampling_strategy.
     #[arg(long, value_enum, default_value_t = SamplingStrategy::Top)]
     sampling_strategy: SamplingStrategy,
+    /// How the hybrid first stage fuses its retrievers when mining [default: the search
+    /// default, minmax].
+    #[arg(long, value_enum, value_name = "FUSION")]
+    mining_fusion: Option<FusionArg>,
     /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce, listnet, mnrl (4 in-batch
     /// negatives, scale 10, sigmoid) or softmax (cross-entropy over the positive and the hard
     /// negatives alone, raw logits) (cross); splade. Sentence-transformers' class names are
@@ -235,6 +240,7 @@ pub fn run(args: Args, out: &Output) -> Result {
                     num_negatives: n,
                     range_max: args.range_max,
                     sampling,
+                    fusion: args.mining_fusion.map(FusionArg::fusion),
                     ..MiningOptions::default()
                 };
                 mine_hard_negatives(collection, &pairs.queries(), &options).map_err(err)?
