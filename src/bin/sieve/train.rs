@@ -346,7 +346,10 @@ pub fn run(args: Args, out: &Output) -> Result {
         "training {} on {} examples with {} for {} epoch{}",
         args.init,
         examples.len(),
-        objective.name(),
+        match &objective {
+            Objective::Cross(loss) if *loss == CrossLoss::SOFTMAX => "softmax cross-entropy over the positive and the hard negatives (MultipleNegativesRankingLoss without in-batch negatives, scale 1)".to_string(),
+            _ => objective.name().to_string(),
+        },
         args.epochs,
         if args.epochs == 1 { "" } else { "s" }
     ));
