@@ -23,7 +23,7 @@ use std::path::Path;
 use burn::tensor::{Gradients, Tensor, TensorData};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
-use sieve_encoders::training::{TrainableModel, write_safetensors};
+use sieve_encoders::training::{Parameter, TrainableModel, write_safetensors};
 
 use crate::{Result, TrainError};
 
@@ -132,12 +132,7 @@ impl AdamW {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn freeze(&mut self, model: &TrainableModel, patterns: &[impl AsRef<str>]) -> Result<usize> {
-        let parameters = model.parameters();
-        if parameters.len() != self.frozen.len() {
-            return Err(TrainError::InvalidOption(
-                "the model's parameters changed since the optimizer was made".into(),
-            ));
-        }
+        let parameters = self.parameters_of(model)?;
         for pattern in patterns {
             let pattern = pattern.as_ref();
             let mut matched = false;
@@ -156,6 +151,17 @@ impl AdamW {
             }
         }
         Ok(self.frozen.iter().filter(|f| **f).count())
+    }
+
+    /// The model's parameters, checked to be as many as this optimizer was made for.
+    fn parameters_of(&self, model: &TrainableModel) -> Result<Vec<Parameter>> {
+        let parameters = model.parameters();
+        if parameters.len() != self.decay.len() {
+            return Err(TrainError::InvalidOption(
+                "the model's parameters changed since the optimizer was made".into(),
+            ));
+        }
+        Ok(parameters)
     }
 
     /// The configuration.
@@ -189,12 +195,7 @@ impl AdamW {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn save_state(&self, model: &TrainableModel, path: &Path) -> Result<()> {
-        let parameters = model.parameters();
-        if parameters.len() != self.moments.len() {
-            return Err(TrainError::InvalidOption(
-                "the model's parameters changed since the optimizer was made".into(),
-            ));
-        }
+        let parameters = self.parameters_of(model)?;
         let mut tensors = Vec::new();
         let mut counts = serde_json::Map::new();
         for (parameter, state) in parameters.iter().zip(&self.moments) {
@@ -237,12 +238,7 @@ impl AdamW {
             .get("parameter_steps")
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| state_error(path, "no `parameter_steps` in its metadata".into()))?;
-        let parameters = model.parameters();
-        if parameters.len() != self.moments.len() {
-            return Err(TrainError::InvalidOption(
-                "the model's parameters changed since the optimizer was made".into(),
-            ));
-        }
+        let parameters = self.parameters_of(model)?;
         if let Some(unknown) = counts
             .keys()
             .find(|k| !parameters.iter().any(|p| p.name() == k.as_str()))
@@ -293,12 +289,7 @@ impl AdamW {
     /// Adds `scale` times the gradients in `grads` (say `1 / accumulation steps`) to the ones
     /// gathered since the last step.
     pub fn accumulate(&mut self, model: &TrainableModel, grads: &Gradients, scale: f32) -> Result<()> {
-        let parameters = model.parameters();
-        if parameters.len() != self.gradients.len() {
-            return Err(TrainError::InvalidOption(
-                "the model's parameters changed since the optimizer was made".into(),
-            ));
-        }
+        let parameters = self.parameters_of(model)?;
         for ((slot, parameter), frozen) in self.gradients.iter_mut().zip(&parameters).zip(&self.frozen) {
             if *frozen {
                 continue;
