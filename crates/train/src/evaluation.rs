@@ -20,8 +20,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sieve_encoders::{CrossEncoder, SentenceTransformer, SparseEncoder};
-use sieve_engine::Collection;
 use sieve_engine::eval::{Qrels, mrr_at, ndcg_at};
+use sieve_engine::{Collection, Fusion};
 
 use crate::{Result, TrainError};
 
@@ -124,19 +124,25 @@ fn exhaustive(
 }
 
 /// A reranker saved in `model`, alone, over the first-stage (no rerank) top `depth` of
-/// `collection`'s default search.
+/// `collection`'s default search, its retrievers fused by `fusion` (`None`: the search default).
 pub fn evaluate_reranker(
     model: &Path,
     collection: &Collection,
     queries: &BTreeMap<String, String>,
     qrels: &Qrels,
     depth: usize,
+    fusion: Option<Fusion>,
 ) -> Result<RetrievalScores> {
     let judged = judged(queries, qrels)?;
     let reranker = CrossEncoder::load(model)?;
     let mut first_stage = Vec::with_capacity(judged.len());
     for (_, text) in &judged {
-        let hits = collection.search(text.as_str()).no_rerank().top_k(depth).run()?;
+        let search = collection.search(text.as_str()).no_rerank().top_k(depth);
+        let search = match fusion {
+            Some(fusion) => search.fusion(fusion),
+            None => search,
+        };
+        let hits = search.run()?;
         first_stage.push(hits.into_iter().map(|h| (h.id, h.text)).collect::<Vec<_>>());
     }
     let mut rankings = Vec::with_capacity(judged.len());

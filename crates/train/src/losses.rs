@@ -200,6 +200,29 @@ impl CrossLoss {
         }
     }
 
+    /// The loss for a log line: its sentence-transformers name, or what it computes where the
+    /// settings make it another loss ([`Self::SOFTMAX`]).
+    ///
+    /// ```
+    /// use sieve_train::losses::CrossLoss;
+    ///
+    /// assert_eq!(CrossLoss::ListNet.description(), "ListNetLoss");
+    /// assert!(CrossLoss::SOFTMAX.description().starts_with("softmax cross-entropy"));
+    /// ```
+    pub fn description(&self) -> String {
+        match self {
+            Self::MultipleNegativesRanking {
+                num_negatives: Some(0),
+                scale,
+                activation: ScoreActivation::Identity,
+            } => format!(
+                "softmax cross-entropy over the positive and the hard negatives, logits scaled by {scale} \
+                 (MultipleNegativesRankingLoss without in-batch negatives)"
+            ),
+            _ => self.name().into(),
+        }
+    }
+
     /// The loss of one batch: `logits` `[pairs, 1]` in the order of `labels`, grouped by query
     /// as `group_sizes` says (for ListNet and MultipleNegativesRanking, whose groups start with
     /// the positive; BCE ignores the grouping and MultipleNegativesRanking the labels).

@@ -101,6 +101,15 @@ impl Objective {
         }
     }
 
+    /// The loss for a log line: its name, or what it computes where its settings make it
+    /// another loss ([`CrossLoss::description`]).
+    pub fn description(&self) -> String {
+        match self {
+            Self::Cross(l) => l.description(),
+            _ => self.name(),
+        }
+    }
+
     /// The loss of one batch; `rng` samples in-batch negatives where the loss asks for fewer
     /// than the batch has (a cross-encoder's `MultipleNegativesRankingLoss`).
     pub fn loss(&self, model: &TrainableModel, batch: &[&Example], rng: &mut impl rand::Rng) -> Result<Tensor<1>> {

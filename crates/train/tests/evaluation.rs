@@ -141,7 +141,7 @@ fn reranker_evaluation_agrees_with_the_rerank_stage() {
         }
     };
     for depth in [3, 10] {
-        let got = evaluate_reranker(&model, &collection, &texts, &qrels, depth).unwrap();
+        let got = evaluate_reranker(&model, &collection, &texts, &qrels, depth, None).unwrap();
         let expected = scores_of(&qrels, &texts, |q| {
             let hits = collection
                 .search(q)

@@ -65,10 +65,10 @@ pub struct Args {
     /// --seed (random), as sentence-transformers' sampling_strategy.
     #[arg(long, value_enum, default_value_t = SamplingStrategy::Top)]
     sampling_strategy: SamplingStrategy,
-    /// How the hybrid first stage fuses its retrievers when mining [default: the search
-    /// default, minmax].
-    #[arg(long, value_enum, value_name = "FUSION")]
-    mining_fusion: Option<FusionArg>,
+    /// How the collection's hybrid first stage fuses its retrievers, for mining and for
+    /// evaluating a reranker over its top 20 [default: the search default, minmax].
+    #[arg(long, alias = "mining-fusion", value_enum, value_name = "FUSION")]
+    fusion: Option<FusionArg>,
     /// The loss: mnrl, cosent, cosine or matryoshka (dense); bce, listnet, mnrl (4 in-batch
     /// negatives, scale 10, sigmoid) or softmax (cross-entropy over the positive and the hard
     /// negatives alone, raw logits) (cross); splade. Sentence-transformers' class names are
@@ -240,7 +240,7 @@ pub fn run(args: Args, out: &Output) -> Result {
                     num_negatives: n,
                     range_max: args.range_max,
                     sampling,
-                    fusion: args.mining_fusion.map(FusionArg::fusion),
+                    fusion: args.fusion.map(FusionArg::fusion),
                     ..MiningOptions::default()
                 };
                 mine_hard_negatives(collection, &pairs.queries(), &options).map_err(err)?
@@ -275,7 +275,9 @@ pub fn run(args: Args, out: &Output) -> Result {
             Kind::Dense => evaluate_dense(dir, queries, corpus, qrels),
             Kind::Sparse => evaluate_sparse(dir, queries, corpus, qrels),
             Kind::Cross => match &collection {
-                Some(collection) => evaluate_reranker(dir, collection, queries, qrels, 20),
+                Some(collection) => {
+                    evaluate_reranker(dir, collection, queries, qrels, 20, args.fusion.map(FusionArg::fusion))
+                }
                 None => return Ok(None),
             },
         };
@@ -346,10 +348,7 @@ pub fn run(args: Args, out: &Output) -> Result {
         "training {} on {} examples with {} for {} epoch{}",
         args.init,
         examples.len(),
-        match &objective {
-            Objective::Cross(loss) if *loss == CrossLoss::SOFTMAX => "softmax cross-entropy over the positive and the hard negatives (MultipleNegativesRankingLoss without in-batch negatives, scale 1)".to_string(),
-            _ => objective.name().to_string(),
-        },
+        objective.description(),
         args.epochs,
         if args.epochs == 1 { "" } else { "s" }
     ));
