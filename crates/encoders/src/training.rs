@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, Leaf, Parameters, transpose};
 use crate::config::{PoolingConfig, read_json};
-use crate::device::Dtype;
+use crate::device::{Device, Dtype};
 use crate::error::{EncoderError, Result};
 use crate::hub::ModelFiles;
 use crate::models::dropout::{self, DropoutRates};
@@ -192,11 +192,35 @@ impl TrainableModel {
     /// Loads a model by hub id or folder for training, on the CPU. A bare name is looked up under
     /// the kind's organisation (`sentence-transformers/`, `cross-encoder/`, `sparse-encoder/`).
     pub fn from_pretrained(kind: ModelKind, name_or_path: &str) -> Result<Self> {
-        Self::from_files(kind, &ModelFiles::resolve_in(name_or_path, kind.organisation())?)
+        Self::from_pretrained_on(kind, name_or_path, Device::Cpu)
     }
 
-    /// Loads from resolved model files.
+    /// [`from_pretrained`](Self::from_pretrained) on `device`: the CPU, or a GPU through burn's
+    /// autodiff over its backend (`Device::Wgpu` with the `wgpu` feature). The CPU trains
+    /// through fused ops with their own backward passes; the GPU backends through burn's ops,
+    /// with dropout masks from the backend's random generator rather than the run's seed.
+    ///
+    /// ```no_run
+    /// use sieve_encoders::Device;
+    /// use sieve_encoders::training::{ModelKind, TrainableModel};
+    /// let model = TrainableModel::from_pretrained_on(ModelKind::CrossEncoder, "sieve/stsb-minilm-l6-ce", Device::Wgpu)?;
+    /// # Ok::<(), sieve_encoders::EncoderError>(())
+    /// ```
+    pub fn from_pretrained_on(kind: ModelKind, name_or_path: &str, device: Device) -> Result<Self> {
+        Self::from_files_on(
+            kind,
+            &ModelFiles::resolve_in(name_or_path, kind.organisation())?,
+            device,
+        )
+    }
+
+    /// Loads from resolved model files, on the CPU.
     pub fn from_files(kind: ModelKind, files: &ModelFiles) -> Result<Self> {
+        Self::from_files_on(kind, files, Device::Cpu)
+    }
+
+    /// Loads from resolved model files on `device`.
+    pub fn from_files_on(kind: ModelKind, files: &ModelFiles, device: Device) -> Result<Self> {
         let config_path = files.required("config.json")?;
         let config: Value = read_json(&config_path)?;
         let (head, task) = match kind {
@@ -213,7 +237,7 @@ impl TrainableModel {
                 (Head::Sparse, Task::MaskedLm)
             }
         };
-        let device = burn::tensor::Device::flex().autodiff();
+        let device = device.burn()?.autodiff();
         let weights = files.required("model.safetensors")?;
         let mut checkpoint = Checkpoint::open(&weights, &device, burn::tensor::FloatDType::F32)?;
         checkpoint.parameters = Some(RefCell::new(Parameters::new()));
@@ -406,7 +430,9 @@ impl TrainableModel {
     /// of the source folder (configs, `modules.json`, pooling, tokenizer files), with
     /// `model.safetensors` holding the trained weights under the original keys (f32). Weights
     /// the training never touched are written as loaded. The weights file is replaced
-    /// atomically, so an interrupted save leaves the previous one whole.
+    /// atomically, so an interrupted save leaves the previous one whole. A length set with
+    /// [`set_max_seq_length`](Self::set_max_seq_length) is written where sentence-transformers
+    /// reads it back, so the saved model truncates where it was trained to.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let source = self
             .files
@@ -416,7 +442,47 @@ impl TrainableModel {
             .unwrap_or_default();
         std::fs::create_dir_all(dir).map_err(|e| EncoderError::io(dir, e))?;
         copy_folder(&source, dir)?;
+        self.record_max_seq_length(dir)?;
         self.write_weights(&dir.join("model.safetensors"))
+    }
+
+    /// Writes the tokenizer's length into the saved folder when it differs from what the
+    /// folder's files give: `sentence_bert_config.json`'s `max_seq_length` where the folder sets
+    /// one (bi-encoders), else `tokenizer_config.json`'s `model_max_length` (cross-encoders,
+    /// whose sentence-transformers length is the tokenizer's).
+    fn record_max_seq_length(&self, dir: &Path) -> Result<()> {
+        let length = self.tokenizer.max_length();
+        let saved = ModelFiles::local(dir)?;
+        let reloaded = load_tokenizer(
+            &saved,
+            &self.config,
+            &self.config_path,
+            self.model.max_position_embeddings(),
+        )?;
+        if reloaded.max_length() == length {
+            return Ok(());
+        }
+        let sbert = dir.join("sentence_bert_config.json");
+        let (path, key) = match sbert.is_file() && read_json::<Value>(&sbert)?.get("max_seq_length").is_some() {
+            true => (sbert, "max_seq_length"),
+            false => (dir.join("tokenizer_config.json"), "model_max_length"),
+        };
+        let mut json = match path.is_file() {
+            true => read_json(&path)?,
+            false => Value::Object(Default::default()),
+        };
+        let Some(object) = json.as_object_mut() else {
+            return Err(EncoderError::InvalidConfig {
+                path,
+                reason: "not a JSON object".into(),
+            });
+        };
+        object.insert(key.into(), length.into());
+        let text = serde_json::to_string_pretty(&json).map_err(|e| EncoderError::InvalidConfig {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&path, text + "\n").map_err(|e| EncoderError::io(&path, e))
     }
 
     fn write_weights(&self, path: &Path) -> Result<()> {

@@ -216,8 +216,8 @@ impl CrossLoss {
                 scale,
                 activation: ScoreActivation::Identity,
             } => format!(
-                "softmax cross-entropy over the positive and the hard negatives, logits scaled by {scale} \
-                 (MultipleNegativesRankingLoss without in-batch negatives)"
+                "softmax cross-entropy over the positive and the hard negatives \
+                 (MultipleNegativesRankingLoss without in-batch negatives, scale {scale})"
             ),
             _ => self.name().into(),
         }

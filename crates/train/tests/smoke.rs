@@ -382,3 +382,39 @@ fn frozen_parameters_keep_their_values() {
         .unwrap_err();
     assert!(err.to_string().contains("no_such_parameter"), "{err}");
 }
+
+/// A model trained at another length than its folder's saves that length where
+/// sentence-transformers and the encoders read it (`sentence_bert_config.json` for a bi-encoder,
+/// `tokenizer_config.json` for a reranker); a model kept at its length saves the configs as they
+/// were.
+#[test]
+fn the_saved_folder_keeps_the_trained_max_seq_length() {
+    let (Some(dense), Some(cross)) = (common::fixture("bert-st-mean-norm"), common::fixture("roberta-ce")) else {
+        return;
+    };
+    let mut model = TrainableModel::from_pretrained(ModelKind::SentenceTransformer, dense.to_str().unwrap()).unwrap();
+    let kept = out_dir("length-kept");
+    model.save(&kept).unwrap();
+    for file in ["sentence_bert_config.json", "tokenizer_config.json"] {
+        assert_eq!(
+            std::fs::read(kept.join(file)).unwrap(),
+            std::fs::read(dense.join(file)).unwrap(),
+            "{file} changed though the length did not"
+        );
+    }
+    let before = SentenceTransformer::load(&dense).unwrap().max_seq_length();
+    model.set_max_seq_length(before / 2).unwrap();
+    let out = out_dir("length-dense");
+    model.save(&out).unwrap();
+    assert_eq!(SentenceTransformer::load(&out).unwrap().max_seq_length(), before / 2);
+
+    let mut model = TrainableModel::from_pretrained(ModelKind::CrossEncoder, cross.to_str().unwrap()).unwrap();
+    let before = CrossEncoder::load(&cross).unwrap().max_length();
+    model.set_max_seq_length(before / 4).unwrap();
+    let out = out_dir("length-cross");
+    model.save(&out).unwrap();
+    assert_eq!(CrossEncoder::load(&out).unwrap().max_length(), before / 4);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer_config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_max_length"], before / 4);
+}

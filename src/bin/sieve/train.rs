@@ -25,6 +25,9 @@ use crate::{Error, Result, open_collection};
 /// sentence2, score). A checkpoint is written to OUT/checkpoint-N after every epoch and the
 /// final model to OUT; `--resume` continues after the last checkpoint (its weights, and the
 /// optimizer state saved beside them, so the run ends as an uninterrupted one would).
+///
+/// The model trains on the device SIEVE_DEVICE names (cpu by default; wgpu with the `wgpu`
+/// feature), in f32.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   sieve train dense --init sentence-transformers/all-MiniLM-L6-v2 --data scifact --dev-qrels scifact/qrels/dev.tsv \\
@@ -320,7 +323,18 @@ pub fn run(args: Args, out: &Output) -> Result {
         }
         None => args.init.clone(),
     };
-    let mut model = TrainableModel::from_pretrained(args.kind.model_kind(), &init)?;
+    // SIEVE_DEVICE picks where the model trains, as it picks where the other commands encode.
+    let options = crate::load_options()?;
+    if options.dtype != sieve::encoders::Dtype::F32 {
+        return Err(Error::msg(format!(
+            "sieve train trains in f32; SIEVE_DTYPE={} is for encoding (unset it, or quantize the trained model when you load it)",
+            options.dtype
+        )));
+    }
+    let mut model = TrainableModel::from_pretrained_on(args.kind.model_kind(), &init, options.device)?;
+    if options.device != sieve::encoders::Device::Cpu {
+        out.note(&format!("training on {}", options.device));
+    }
     if let Some(length) = args.max_seq_length {
         model.set_max_seq_length(length)?;
     }
