@@ -359,7 +359,7 @@ mod training {
         let args = TrainingArgs {
             epochs: 1,
             batch_size: 2,
-            lr: 2e-3,
+            lr: 5e-4,
             warmup_ratio: 0.0,
             dropout: false,
             ..TrainingArgs::default()
@@ -376,7 +376,16 @@ mod training {
         (report.epoch_losses, values, model)
     }
 
-    fn compare(what: &str, cpu: &(Vec<f32>, Vec<f32>, TrainableModel), gpu: &(Vec<f32>, Vec<f32>, TrainableModel)) {
+    /// The losses agree, and so do the trained models' outputs. The weights themselves are not
+    /// compared: AdamW moves a weight whose gradient is next to zero by about the learning rate
+    /// in the gradient's sign, which rounding decides differently on the two backends (up to
+    /// 3 · lr apart after three steps) while the outputs barely notice.
+    fn compare(
+        what: &str,
+        cpu: &(Vec<f32>, Vec<f32>, TrainableModel),
+        gpu: &(Vec<f32>, Vec<f32>, TrainableModel),
+        outputs: impl Fn(&TrainableModel) -> Vec<f32>,
+    ) {
         let loss_diff = max_abs_diff(&cpu.0, &gpu.0);
         assert!(
             loss_diff <= TOL * cpu.0[0].abs().max(1.0),
@@ -384,10 +393,16 @@ mod training {
             cpu.0,
             gpu.0
         );
-        let weight_diff = max_abs_diff(&cpu.1, &gpu.1);
+        let moved = max_abs_diff(&cpu.1, &gpu.1);
+        assert!(moved > 0.0 || cpu.1.is_empty(), "{what}: nothing to compare");
+        let (a, b) = (outputs(&cpu.2), outputs(&gpu.2));
+        let diff = max_abs_diff(&a, &b);
+        assert!(diff <= 1e-3, "{what}: the trained models' outputs differ by {diff}");
+        let start = TrainableModel::from_pretrained(cpu.2.kind(), fixture(what).to_str().unwrap()).unwrap();
+        let trained = max_abs_diff(&outputs(&start), &a);
         assert!(
-            weight_diff <= TOL,
-            "{what}: weights differ by {weight_diff} after three steps"
+            trained > 10.0 * diff.max(1e-4),
+            "{what}: training moved the outputs by {trained} only"
         );
     }
 
@@ -407,11 +422,13 @@ mod training {
             )
         };
         let (cpu, gpu) = (run(Device::Cpu), run(Device::Wgpu));
-        compare("bert-st-mean-norm", &cpu, &gpu);
+        let texts: Vec<&str> = PAIRS.iter().map(|(a, _)| *a).collect();
+        compare("bert-st-mean-norm", &cpu, &gpu, |m| {
+            m.embed(&texts).unwrap().into_data().to_vec::<f32>().unwrap()
+        });
 
         let out = ScratchDir::new("wgpu-trained-bi-encoder");
         gpu.2.save(&out).unwrap();
-        let texts: Vec<&str> = PAIRS.iter().map(|(a, _)| *a).collect();
         let trained = gpu.2.embed(&texts).unwrap().into_data().to_vec::<f32>().unwrap();
         let reloaded = SentenceTransformer::load(&out).unwrap().encode(&texts).unwrap();
         assert!(max_abs_diff(&trained, reloaded.as_slice()) <= TOL);
@@ -439,6 +456,9 @@ mod training {
                 device,
             )
         };
-        compare("roberta-ce", &run(Device::Cpu), &run(Device::Wgpu));
+        let pairs: Vec<(&str, &str)> = PAIRS.to_vec();
+        compare("roberta-ce", &run(Device::Cpu), &run(Device::Wgpu), |m| {
+            m.logits(&pairs).unwrap().into_data().to_vec::<f32>().unwrap()
+        });
     }
 }
