@@ -113,10 +113,10 @@ pub(crate) fn multi_head_attention(
         let keys = key.dims()[1];
         let padding = mask.clone().narrow(1, 0, 1).narrow(2, 0, 1).reshape([batch, keys]);
         let keep: Vec<bool> = padding.into_data().iter::<bool>().map(|padded| !padded).collect();
-        let scores = split(query).matmul(split(key).swap_dims(2, 3));
+        let scores = cpu::autodiff::attention_scores(query, key, num_heads);
         let probs = cpu::autodiff::masked_softmax(scores, (head_dim as f32).powf(-0.5), std::sync::Arc::new(keep));
         let probs = dropout(probs, Site::AttentionProbs);
-        return probs.matmul(split(value)).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        return cpu::autodiff::attention_context(probs, value);
     }
     let context = match active(Site::AttentionProbs) {
         true => attention_with_dropout(split(query), split(key), split(value), mask, None),

@@ -32,12 +32,14 @@ struct Scratch {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
-        scores: Vec::new(),
-        keys: PackedF32::empty(),
-        values: PackedF32::empty(),
-        buckets: Vec::new(),
-    });
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            scores: Vec::new(),
+            keys: PackedF32::empty(),
+            values: PackedF32::empty(),
+            buckets: Vec::new(),
+        })
+    };
 }
 
 /// The shape of one attention call.

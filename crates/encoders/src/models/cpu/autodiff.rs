@@ -14,6 +14,7 @@
 //! [`applies`] tells the model code when to take them: an f32 tensor on the autodiff device over
 //! `flex`. Everything else (inference, the GPU backends) keeps burn's ops.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -21,13 +22,13 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Autodiff, Flex};
 use burn::backend::{BackendTypes, TensorMetadata};
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::{erfc_abs, exp, gelu_row};
+use crate::kernels::sgemm::{F32Path, PackedF32, sgemm, sgemm_serial};
 
 type Ad = Autodiff<Flex>;
 
@@ -62,9 +63,11 @@ fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// `x · W + b` for `x` `[.., in]`, `W` `[in, out]` (burn's `Linear` layout) and `b` `[out]`: flex's
-/// matrix products forward and backward (`dx = dy · Wᵀ`, `dW = xᵀ · dy`), with the bias added
-/// and its gradient `db = Σ dy` summed over the rayon pool.
+/// `x · W + b` for `x` `[.., in]`, `W` `[in, out]` (burn's `Linear` layout) and `b` `[out]`, on the
+/// packed GEMM of the inference path ([`sgemm`]) forward and backward: `y = x · W + b` with the
+/// bias added in the GEMM's store, `dx = dy · Wᵀ` and `dW = xᵀ · dy`, and `db = Σ dy` summed over
+/// the rayon pool. flex's matrix products (the `gemm` crate) ran these shapes at 55–65 % of its
+/// rate (`benches/train_speed.rs`).
 pub(crate) fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<D> {
     #[derive(Debug)]
     struct LinearBackward;
@@ -78,18 +81,24 @@ pub(crate) fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tens
             let grad = grads.consume::<Flex>(&ops.node);
             let [d_in, d_out] = [weight.shape()[0], weight.shape()[1]];
             let rows = grad.shape().num_elements() / d_out;
-            let dy = grad.reshape([rows, d_out].into());
+            let dy = values(&grad);
             let [x_node, weight_node, bias_node] = ops.parents;
             if let Some(node) = bias_node {
-                grads.register::<Flex>(node.id, tensor(column_sums(&values(&dy), d_out), [d_out].into()));
+                grads.register::<Flex>(node.id, tensor(column_sums(&dy, d_out), [d_out].into()));
             }
             if let Some(node) = weight_node {
-                let x = x.reshape([rows, d_in].into());
-                grads.register::<Flex>(node.id, Flex::float_matmul(x.transpose(0, 1), dy.clone()));
+                // dW = xᵀ · dy: xᵀ made row-major (the GEMM reads A's rows in place), dy packed.
+                let dw = with_scratch(&TRANSPOSED, |xt| {
+                    let ld = transpose_into(&values(&x), rows, d_in, xt);
+                    product(xt, ld, d_in, Rhs::new(&dy, rows, d_out, d_out, 1), None)
+                });
+                grads.register::<Flex>(node.id, dw);
             }
             if let Some(node) = x_node {
-                let dx = Flex::float_matmul(dy, weight.transpose(0, 1));
-                grads.register::<Flex>(node.id, dx.reshape(x.shape()));
+                // dx = dy · Wᵀ: Wᵀ packed straight from W's rows.
+                let weight = values(&weight);
+                let wt = Rhs::new(&weight, d_out, d_in, 1, d_out);
+                grads.register::<Flex>(node.id, product(&dy, d_out, rows, wt, None).reshape(x.shape()));
             }
         }
     }
@@ -100,18 +109,9 @@ pub(crate) fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tens
     let mut shape = input.shape();
     let [d_in, d_out] = [w.shape()[0], w.shape()[1]];
     let rows = shape.num_elements() / d_in;
-    let mut out = Flex::float_matmul(input.reshape([rows, d_in].into()), w.clone());
-    {
-        let b = values(bias.primitive());
-        let rows_per_task = (ELEMENTS_PER_TASK / d_out).max(1);
-        out.storage_mut::<f32>()
-            .par_chunks_mut(rows_per_task * d_out)
-            .for_each(|block| {
-                for row in block.chunks_exact_mut(d_out) {
-                    row.iter_mut().zip(b.iter()).for_each(|(v, b)| *v += b);
-                }
-            });
-    }
+    let weights = values(&w);
+    let rhs = Rhs::new(&weights, d_in, d_out, d_out, 1);
+    let out = product(&values(&input), d_in, rows, rhs, Some(&values(bias.primitive())));
     shape[D - 1] = d_out;
     let out = out.reshape(shape);
     let y = match LinearBackward
@@ -123,6 +123,331 @@ pub(crate) fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tens
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive::<Ad>(y)
+}
+
+thread_local! {
+    /// Right-hand sides packed for [`sgemm`], reused from call to call: training packs a
+    /// `[tokens, width]` gradient per Linear, and a fresh buffer costs its zeroing too.
+    static PACKED: RefCell<PackedF32> = const { RefCell::new(PackedF32::empty()) };
+    /// The transposed inputs of the weight gradients, reused likewise.
+    static TRANSPOSED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's `scratch`, or on a fresh value where a caller up the stack holds it
+/// (a rayon thread that picked up another task while waiting).
+fn with_scratch<T: Default + 'static, R>(
+    scratch: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    scratch.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut held) => f(&mut held),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
+/// A right-hand matrix `[k, n]` to pack, element `(kk, nn)` at `b[kk * row_stride + nn * col_stride]`.
+struct Rhs<'a> {
+    b: &'a [f32],
+    k: usize,
+    n: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Rhs<'a> {
+    fn new(b: &'a [f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> Self {
+        Rhs {
+            b,
+            k,
+            n,
+            row_stride,
+            col_stride,
+        }
+    }
+}
+
+/// `a · b (+ bias)` as a `[m, n]` tensor, `a` row-major `[m, k]` with row stride `lda`.
+fn product(a: &[f32], lda: usize, m: usize, b: Rhs<'_>, bias: Option<&[f32]>) -> FlexTensor {
+    with_scratch(&PACKED, |packed| {
+        packed.repack_strided(b.b, b.k, b.n, b.row_stride, b.col_stride, F32Path::chosen());
+        // Not `FlexTensor::empty`: it allocates bytes and then copies them to realign them.
+        let mut out = vec![0.0f32; m * b.n];
+        sgemm(a, lda, m, packed, bias, &mut out, b.n);
+        tensor(out, [m, b.n].into())
+    })
+}
+
+/// Writes `m` `[rows, cols]` transposed into `out` as `[cols, rows]` with a row stride chosen so
+/// that consecutive rows do not share L1 sets (a multiple of 16 floats but not of 32: at
+/// 8,192 tokens a stride of `rows` put every row the GEMM reads on one set), and returns the
+/// stride. Split in tiles over the rayon pool.
+fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) -> usize {
+    const TILE: usize = 32;
+    let ld = match rows.next_multiple_of(16) {
+        even if (even / 16) % 2 == 0 => even + 16,
+        odd => odd,
+    };
+    out.resize(ld * cols, 0.0);
+    // Each task writes TILE whole rows of the output (TILE columns of the input).
+    out.par_chunks_mut(TILE * ld).enumerate().for_each(|(t, block)| {
+        let c0 = t * TILE;
+        let width = block.len() / ld;
+        for r0 in (0..rows).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                let src = &m[r * cols + c0..][..width];
+                for (c, &v) in src.iter().enumerate() {
+                    block[c * ld + r] = v;
+                }
+            }
+        }
+    });
+    ld
+}
+
+/// `Q Kᵀ` of every head: `query` `[batch, seq_q, hidden]` and `key` `[batch, seq_k, hidden]`, heads
+/// side by side in `hidden` as the Q and K Linears give them, to scores `[batch, heads, seq_q,
+/// seq_k]`. With [`attention_context`] this keeps the heads in place: no `[batch, heads, seq,
+/// head_dim]` copies forward or backward, and every product runs on [`sgemm_serial`], one text per
+/// rayon task (flex's batched products of strided views ran at a fifth of the GEMM's rate).
+pub(crate) fn attention_scores(query: Tensor<3>, key: Tensor<3>, heads: usize) -> Tensor<4> {
+    #[derive(Debug)]
+    struct ScoresBackward;
+
+    impl Backward<Flex, 2> for ScoresBackward {
+        /// The query, the key and the head count.
+        type State = (FlexTensor, FlexTensor, usize);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (query, key, heads) = ops.state;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let h = Heads::of(&query, &key, heads);
+            let (q, k, ds) = (values(&query), values(&key), values(&grad));
+            let [query_node, key_node] = ops.parents;
+            if let Some(node) = query_node {
+                // dQ_h = dS_h · K_h
+                let dq = per_text(h.batch, h.sq * h.hidden, |b, out| {
+                    for head in 0..h.heads {
+                        let rhs = Rhs::new(&k[h.k(b, head)..], h.sk, h.dim, h.hidden, 1);
+                        gemm_into(&ds[h.s(b, head)..], h.sk, h.sq, rhs, &mut out[head * h.dim..], h.hidden);
+                    }
+                });
+                grads.register::<Flex>(node.id, tensor(dq, query.shape()));
+            }
+            if let Some(node) = key_node {
+                // dK_h = dS_hᵀ · Q_h
+                let dk = per_text(h.batch, h.sk * h.hidden, |b, out| {
+                    let mut dst = Vec::new();
+                    for head in 0..h.heads {
+                        transpose_serial(&ds[h.s(b, head)..][..h.sq * h.sk], h.sq, h.sk, &mut dst);
+                        let rhs = Rhs::new(&q[h.q(b, head)..], h.sq, h.dim, h.hidden, 1);
+                        gemm_into(&dst, h.sq, h.sk, rhs, &mut out[head * h.dim..], h.hidden);
+                    }
+                });
+                grads.register::<Flex>(node.id, tensor(dk, key.shape()));
+            }
+        }
+    }
+
+    let (query, key) = (primitive(query), primitive(key));
+    let (q_in, k_in) = (query.primitive().clone(), key.primitive().clone());
+    let h = Heads::of(&q_in, &k_in, heads);
+    let scores = {
+        let (q, k) = (values(&q_in), values(&k_in));
+        per_text(h.batch, h.heads * h.sq * h.sk, |b, out| {
+            for head in 0..h.heads {
+                let rhs = Rhs::new(&k[h.k(b, head)..], h.dim, h.sk, 1, h.hidden);
+                gemm_into(
+                    &q[h.q(b, head)..],
+                    h.hidden,
+                    h.sq,
+                    rhs,
+                    &mut out[head * h.sq * h.sk..],
+                    h.sk,
+                );
+            }
+        })
+    };
+    let out = tensor(scores, [h.batch, h.heads, h.sq, h.sk].into());
+    let y = match ScoresBackward
+        .prepare::<NoCheckpointing>([query.node(), key.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((q_in, k_in, heads), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Ad>(y)
+}
+
+/// `P V` of every head: probabilities `[batch, heads, seq_q, seq_k]` and `value` `[batch, seq_k,
+/// hidden]` to the context `[batch, seq_q, hidden]`, heads side by side (see [`attention_scores`]).
+pub(crate) fn attention_context(probs: Tensor<4>, value: Tensor<3>) -> Tensor<3> {
+    #[derive(Debug)]
+    struct ContextBackward;
+
+    impl Backward<Flex, 2> for ContextBackward {
+        /// The probabilities and the value.
+        type State = (FlexTensor, FlexTensor);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (probs, value) = ops.state;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let h = Heads::of_context(&probs, &value);
+            let (p, v, dout) = (values(&probs), values(&value), values(&grad));
+            let [probs_node, value_node] = ops.parents;
+            if let Some(node) = probs_node {
+                // dP_h = dO_h · V_hᵀ
+                let dp = per_text(h.batch, h.heads * h.sq * h.sk, |b, out| {
+                    for head in 0..h.heads {
+                        let rhs = Rhs::new(&v[h.k(b, head)..], h.dim, h.sk, 1, h.hidden);
+                        gemm_into(
+                            &dout[h.q(b, head)..],
+                            h.hidden,
+                            h.sq,
+                            rhs,
+                            &mut out[head * h.sq * h.sk..],
+                            h.sk,
+                        );
+                    }
+                });
+                grads.register::<Flex>(node.id, tensor(dp, probs.shape()));
+            }
+            if let Some(node) = value_node {
+                // dV_h = P_hᵀ · dO_h
+                let dv = per_text(h.batch, h.sk * h.hidden, |b, out| {
+                    let mut pt = Vec::new();
+                    for head in 0..h.heads {
+                        transpose_serial(&p[h.s(b, head)..][..h.sq * h.sk], h.sq, h.sk, &mut pt);
+                        let rhs = Rhs::new(&dout[h.q(b, head)..], h.sq, h.dim, h.hidden, 1);
+                        gemm_into(&pt, h.sq, h.sk, rhs, &mut out[head * h.dim..], h.hidden);
+                    }
+                });
+                grads.register::<Flex>(node.id, tensor(dv, value.shape()));
+            }
+        }
+    }
+
+    let (probs, value) = (primitive(probs), primitive(value));
+    let (p_in, v_in) = (probs.primitive().clone(), value.primitive().clone());
+    let h = Heads::of_context(&p_in, &v_in);
+    let context = {
+        let (p, v) = (values(&p_in), values(&v_in));
+        per_text(h.batch, h.sq * h.hidden, |b, out| {
+            for head in 0..h.heads {
+                let rhs = Rhs::new(&v[h.k(b, head)..], h.sk, h.dim, h.hidden, 1);
+                gemm_into(&p[h.s(b, head)..], h.sk, h.sq, rhs, &mut out[head * h.dim..], h.hidden);
+            }
+        })
+    };
+    let out = tensor(context, [h.batch, h.sq, h.hidden].into());
+    let y = match ContextBackward
+        .prepare::<NoCheckpointing>([probs.node(), value.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((p_in, v_in), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Ad>(y)
+}
+
+/// The shape of an attention call, and where a head's blocks start in its buffers.
+#[derive(Clone, Copy)]
+struct Heads {
+    batch: usize,
+    heads: usize,
+    /// Queries and keys per text.
+    sq: usize,
+    sk: usize,
+    hidden: usize,
+    /// Features per head.
+    dim: usize,
+}
+
+impl Heads {
+    /// From a query `[batch, seq_q, hidden]` and a key `[batch, seq_k, hidden]`.
+    fn of(query: &FlexTensor, key: &FlexTensor, heads: usize) -> Self {
+        let (q, k) = (query.shape(), key.shape());
+        assert!(
+            q.num_dims() == 3 && k.num_dims() == 3 && q[0] == k[0] && q[2] == k[2] && heads > 0 && q[2] % heads == 0,
+            "attention_scores: query {q:?} and key {k:?} do not split into {heads} heads"
+        );
+        Heads {
+            batch: q[0],
+            heads,
+            sq: q[1],
+            sk: k[1],
+            hidden: q[2],
+            dim: q[2] / heads,
+        }
+    }
+
+    /// From probabilities `[batch, heads, seq_q, seq_k]` and a value `[batch, seq_k, hidden]`.
+    fn of_context(probs: &FlexTensor, value: &FlexTensor) -> Self {
+        let (p, v) = (probs.shape(), value.shape());
+        assert!(
+            p.num_dims() == 4 && v.num_dims() == 3 && p[0] == v[0] && p[3] == v[1] && p[1] > 0 && v[2] % p[1] == 0,
+            "attention_context: probabilities {p:?} and value {v:?} do not match"
+        );
+        Heads {
+            batch: p[0],
+            heads: p[1],
+            sq: p[2],
+            sk: p[3],
+            hidden: v[2],
+            dim: v[2] / p[1],
+        }
+    }
+
+    /// Offset of head `head` of text `b` in a query-side `[batch, seq_q, hidden]` buffer.
+    fn q(&self, b: usize, head: usize) -> usize {
+        b * self.sq * self.hidden + head * self.dim
+    }
+
+    /// Offset of head `head` of text `b` in a key-side `[batch, seq_k, hidden]` buffer.
+    fn k(&self, b: usize, head: usize) -> usize {
+        b * self.sk * self.hidden + head * self.dim
+    }
+
+    /// Offset of head `head` of text `b` in a `[batch, heads, seq_q, seq_k]` buffer.
+    fn s(&self, b: usize, head: usize) -> usize {
+        (b * self.heads + head) * self.sq * self.sk
+    }
+}
+
+/// A `[batch * per_text]` buffer filled by `fill(b, text_b's_chunk)`, one text per rayon task.
+fn per_text(batch: usize, per_text: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0.0f32; batch * per_text];
+    if per_text > 0 {
+        out.par_chunks_mut(per_text)
+            .enumerate()
+            .for_each(|(b, chunk)| fill(b, chunk));
+    }
+    out
+}
+
+/// `c = a · b` on the calling thread, `a` row-major `[m, b.k]` with row stride `lda`, `c` with
+/// row stride `ldc`; `b` packed into this thread's scratch.
+fn gemm_into(a: &[f32], lda: usize, m: usize, b: Rhs<'_>, c: &mut [f32], ldc: usize) {
+    with_scratch(&PACKED, |packed| {
+        packed.repack_strided(b.b, b.k, b.n, b.row_stride, b.col_stride, F32Path::chosen());
+        sgemm_serial(a, lda, m, packed, None, c, ldc);
+    })
+}
+
+/// `m` `[rows, cols]` transposed into `out` as row-major `[cols, rows]`, on the calling thread.
+fn transpose_serial(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    const TILE: usize = 16;
+    out.resize(rows * cols, 0.0);
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = m[r * cols + c];
+                }
+            }
+        }
+    }
 }
 
 /// The sums of the columns of `m` `[rows, cols]`.
@@ -586,6 +911,41 @@ mod tests {
         let g_ours = scores.grad(&(ours * w.clone()).sum().backward()).expect("a gradient");
         let g_theirs = scores.grad(&(theirs * w).sum().backward()).expect("a gradient");
         close("softmax gradient", g_ours, g_theirs, 1e-5);
+    }
+
+    #[test]
+    fn attention_products_and_their_gradients_match_burns() {
+        // Odd sizes: 3 texts, 5 queries against 7 keys, 4 heads of 6 (query and key lengths differ
+        // so a swapped index cannot pass).
+        let (batch, sq, sk, heads, dim) = (3, 5, 7, 4, 6);
+        let hidden = heads * dim;
+        let (q, k, v) = (
+            leaf([batch, sq, hidden], 9),
+            leaf([batch, sk, hidden], 10),
+            leaf([batch, sk, hidden], 11),
+        );
+        let split = |x: Tensor<3>| {
+            let [b, s, _] = x.dims();
+            x.reshape([b, s, heads, dim]).swap_dims(1, 2)
+        };
+        let ours = attention_scores(q.clone(), k.clone(), heads);
+        let theirs = split(q.clone()).matmul(split(k.clone()).swap_dims(2, 3));
+        close("scores", ours.clone(), theirs.clone(), 1e-5);
+        let probs = activation::softmax(ours, 3);
+        let probs_theirs = activation::softmax(theirs, 3);
+        let ours = attention_context(probs, v.clone());
+        let theirs = probs_theirs
+            .matmul(split(v.clone()))
+            .swap_dims(1, 2)
+            .reshape([batch, sq, hidden]);
+        close("context", ours.clone(), theirs.clone(), 1e-5);
+        let w = weights(&ours);
+        let g_ours = (ours * w.clone()).sum().backward();
+        let g_theirs = (theirs * w).sum().backward();
+        for (name, x) in [("query", &q), ("key", &k), ("value", &v)] {
+            let (got, want) = (x.grad(&g_ours), x.grad(&g_theirs));
+            close(name, got.expect("a gradient"), want.expect("a gradient"), 1e-4);
+        }
     }
 
     #[test]
