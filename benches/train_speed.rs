@@ -51,6 +51,8 @@ fn sieve_run(examples: &[Example], batch: usize, max_len: usize, epochs: usize) 
         epochs,
         batch_size: batch,
         lr: 2e-5,
+        // Off, as `train_st.py` turns it off on the Python side.
+        dropout: false,
         show_progress_bar: true,
         ..TrainingArgs::default()
     };

@@ -1,6 +1,6 @@
 """sentence-transformers' trainer on the examples `benches/train_speed.rs` writes, for its
 side-by-side figure: one epoch of MultipleNegativesRankingLoss at the same batch size, maximum
-length, learning rate, warmup and seed, dropout off (sieve trains without dropout).
+length, learning rate, warmup and seed, dropout off on both sides (`train_speed.rs` sets `dropout: false`).
 
 Prints one JSON line: {"examples_per_second", "seconds", "peak_rss_mib", "loss"}.
 

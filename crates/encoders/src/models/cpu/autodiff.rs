@@ -435,16 +435,16 @@ fn gemm_into(a: &[f32], lda: usize, m: usize, b: Rhs<'_>, c: &mut [f32], ldc: us
     })
 }
 
-/// `m` `[rows, cols]` transposed into `out` as row-major `[cols, rows]`, on the calling thread.
+/// `m` `[rows, cols]` transposed into `out` as row-major `[cols, rows]`, on the calling thread:
+/// eight source rows at a time, so each output row gets a contiguous run of eight.
 fn transpose_serial(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
-    const TILE: usize = 16;
+    const RUN: usize = 8;
     out.resize(rows * cols, 0.0);
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    out[c * rows + r] = m[r * cols + c];
-                }
+    for r0 in (0..rows).step_by(RUN) {
+        let src = &m[r0 * cols..(r0 + RUN).min(rows) * cols];
+        for (c, dst) in out.chunks_exact_mut(rows).enumerate() {
+            for (d, row) in dst[r0..].iter_mut().zip(src.chunks_exact(cols)) {
+                *d = row[c];
             }
         }
     }
