@@ -143,7 +143,7 @@ fn attend(
 }
 
 /// softmax(`scale` · row) in place, vectorised for the widest SIMD the CPU has.
-fn softmax(row: &mut [f32], scale: f32) {
+pub(crate) fn softmax(row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports AVX-512F, checked just above.

@@ -59,6 +59,17 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
+/// `t` as a contiguous tensor this op may overwrite: `t` itself when it alone holds a buffer of
+/// exactly its elements (an activation or gradient nothing else keeps), else a copy. Saves the
+/// calling thread a copy of `[batch, heads, seq, seq]` scores and their gradients.
+fn writable(t: FlexTensor) -> FlexTensor {
+    let exact = t.as_slice::<f32>().is_some_and(|v| v.len() == t.storage::<f32>().len());
+    match exact && t.is_unique() {
+        true => t,
+        false => tensor(values(&t).into_owned(), t.shape()),
+    }
+}
+
 fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -188,15 +199,16 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) -> us
         odd => odd,
     };
     out.resize(ld * cols, 0.0);
-    // Each task writes TILE whole rows of the output (TILE columns of the input).
+    // Each task writes TILE whole rows of the output (TILE columns of the input), RUN at a time:
+    // a contiguous run of RUN floats per output row from RUN input rows.
+    const RUN: usize = 8;
     out.par_chunks_mut(TILE * ld).enumerate().for_each(|(t, block)| {
         let c0 = t * TILE;
-        let width = block.len() / ld;
-        for r0 in (0..rows).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                let src = &m[r * cols + c0..][..width];
-                for (c, &v) in src.iter().enumerate() {
-                    block[c * ld + r] = v;
+        for r0 in (0..rows).step_by(RUN) {
+            let src = &m[r0 * cols..(r0 + RUN).min(rows) * cols];
+            for (c, dst) in block.chunks_exact_mut(ld).enumerate() {
+                for (d, row) in dst[r0..].iter_mut().zip(src.chunks_exact(cols)) {
+                    *d = row[c0 + c];
                 }
             }
         }
@@ -450,6 +462,18 @@ fn transpose_serial(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
     }
 }
 
+/// `Σ a_i b_i` in 16 independent partial sums, so the loop vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in ca.zip(cb) {
+        sums.iter_mut().zip(a.iter().zip(b)).for_each(|(s, (a, b))| *s += a * b);
+    }
+    tail + sums.iter().sum::<f32>()
+}
+
 /// The sums of the columns of `m` `[rows, cols]`.
 fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
     let rows_per_task = (ELEMENTS_PER_TASK / cols).max(1);
@@ -482,13 +506,13 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let x = ops.state;
             unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                let shape = grad.shape();
-                let mut dx = values(&grad).into_owned();
+                let mut dx = writable(grad);
                 let x = values(&x);
-                dx.par_chunks_mut(ELEMENTS_PER_TASK)
+                dx.storage_mut::<f32>()
+                    .par_chunks_mut(ELEMENTS_PER_TASK)
                     .zip(x.par_chunks(ELEMENTS_PER_TASK))
                     .for_each(|(g, x)| gelu_grad_row(g, x));
-                tensor(dx, shape)
+                dx
             });
         }
     }
@@ -496,8 +520,13 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let x = primitive(x);
     let input = x.primitive().clone();
     let shape = input.shape();
-    let mut out = values(&input).into_owned();
-    out.par_chunks_mut(ELEMENTS_PER_TASK).for_each(gelu_row);
+    let mut out = vec![0.0f32; shape.num_elements()];
+    out.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(values(&input).par_chunks(ELEMENTS_PER_TASK))
+        .for_each(|(out, x)| {
+            out.copy_from_slice(x);
+            gelu_row(out);
+        });
     let out = tensor(out, shape);
     let y = match GeluBackward
         .prepare::<NoCheckpointing>([x.node()])
@@ -688,19 +717,19 @@ pub(crate) fn masked_softmax(scores: Tensor<4>, scale: f32, keep: Arc<Vec<bool>>
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let (probs, scale, keys) = ops.state;
             unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                let shape = grad.shape();
                 let probs = values(&probs);
-                let mut ds = values(&grad).into_owned();
+                let mut grad = writable(grad);
+                let ds = grad.storage_mut::<f32>();
                 let rows_per_task = (ELEMENTS_PER_TASK / keys).max(1);
                 ds.par_chunks_mut(rows_per_task * keys)
                     .zip(probs.par_chunks(rows_per_task * keys))
                     .for_each(|(ds, p)| {
                         for (g, p) in ds.chunks_exact_mut(keys).zip(p.chunks_exact(keys)) {
-                            let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
+                            let dot = dot(g, p);
                             g.iter_mut().zip(p).for_each(|(g, p)| *g = scale * p * (*g - dot));
                         }
                     });
-                tensor(ds, shape)
+                grad
             });
         }
     }
@@ -712,13 +741,26 @@ pub(crate) fn masked_softmax(scores: Tensor<4>, scale: f32, keep: Arc<Vec<bool>>
         "masked_softmax: one flag per key of every text"
     );
     let scores = primitive(scores);
-    let shape = scores.primitive().shape();
-    let mut probs = values(scores.primitive()).into_owned();
+    let node = scores.node();
+    // The scores are needed by nothing else (the backward pass uses the probabilities).
+    let mut out = writable(scores.into_primitive());
     let rows_per_text = heads * queries;
-    probs
+    out.storage_mut::<f32>()
         .par_chunks_mut(rows_per_text * keys)
         .zip(keep.par_chunks(keys))
         .for_each(|(rows, keep)| {
+            // Padding trails the text's tokens: then the kept keys are a prefix, and the
+            // inference path's vectorised softmax runs over it.
+            let kept = keep.iter().take_while(|k| **k).count();
+            if keep[kept..].iter().all(|k| !k) {
+                for row in rows.chunks_exact_mut(keys) {
+                    if kept > 0 {
+                        super::attention::softmax(&mut row[..kept], scale);
+                    }
+                    row[kept..].fill(0.0);
+                }
+                return;
+            }
             for row in rows.chunks_exact_mut(keys) {
                 let max = row
                     .iter()
@@ -735,9 +777,8 @@ pub(crate) fn masked_softmax(scores: Tensor<4>, scale: f32, keep: Arc<Vec<bool>>
                 row.iter_mut().for_each(|v| *v *= inv);
             }
         });
-    let out = tensor(probs, shape);
     let y = match SoftmaxBackward
-        .prepare::<NoCheckpointing>([scores.node()])
+        .prepare::<NoCheckpointing>([node])
         .compute_bound()
         .stateful()
     {
@@ -762,10 +803,9 @@ pub(crate) fn dropout<const D: usize>(x: Tensor<D>, p: f32, seed: u64) -> Tensor
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let (keep, scale) = ops.state;
             unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                let shape = grad.shape();
-                let mut dx = values(&grad).into_owned();
-                apply_mask(&mut dx, &keep, scale);
-                tensor(dx, shape)
+                let mut dx = writable(grad);
+                apply_mask(dx.storage_mut::<f32>(), &keep, scale);
+                dx
             });
         }
     }
@@ -890,11 +930,14 @@ mod tests {
 
     #[test]
     fn masked_softmax_and_its_gradient_match_burns() {
-        let (batch, heads, queries, keys) = (3, 2, 5, 9);
+        // Trailing padding of three lengths (the vectorised path), and a text whose kept keys
+        // are not a prefix (the general one).
+        let (batch, heads, queries, keys) = (4, 2, 5, 37);
         let scores = leaf([batch, heads, queries, keys], 5);
         let w = weights(&scores);
-        let lengths = [9, 4, 1];
-        let keep: Vec<bool> = lengths.iter().flat_map(|&n| (0..keys).map(move |k| k < n)).collect();
+        let lengths = [37, 20, 1];
+        let mut keep: Vec<bool> = lengths.iter().flat_map(|&n| (0..keys).map(move |k| k < n)).collect();
+        keep.extend((0..keys).map(|k| k % 3 != 0));
         let padding = Tensor::<2, Bool>::from_data(
             TensorData::new(keep.iter().map(|k| !k).collect::<Vec<_>>(), [batch, keys]),
             &scores.device(),
