@@ -5,11 +5,12 @@
 //! `flex` runs every elementwise op (GELU's `erf` too) on the calling thread alone while the rayon
 //! workers wait for the next matrix product: `perf` on `train_speed` showed the main thread
 //! busy with elementwise work for about 40 % of a step's wall time. The ops here (exact GELU,
-//! LayerNorm, the attention softmax with its padding mask, Linear's bias add and bias gradient
-//! around flex's matrix products) each make one pass forward and one backward, split over the
-//! rayon pool, with the vectorised `erfc` and `exp` of the inference kernels. They register their
-//! own backward step on the autodiff graph, so the gradients flowing into and out of them are
-//! burn's.
+//! LayerNorm, the attention softmax with its padding mask, dropout) each make one pass forward
+//! and one backward, split over the rayon pool, with the vectorised `erfc` and `exp` of the
+//! inference kernels, overwriting buffers nothing else holds. The matrix products (Linear forward
+//! and backward, attention's per-head `Q Kᵀ` and `P V`) run on the inference path's packed GEMM
+//! ([`sgemm`]), about twice the rate of flex's on these shapes. They register their own backward
+//! step on the autodiff graph, so the gradients flowing into and out of them are burn's.
 //!
 //! [`applies`] tells the model code when to take them: an f32 tensor on the autodiff device over
 //! `flex`. Everything else (inference, the GPU backends) keeps burn's ops.
