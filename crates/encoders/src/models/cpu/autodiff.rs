@@ -78,8 +78,8 @@ fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
 /// `x · W + b` for `x` `[.., in]`, `W` `[in, out]` (burn's `Linear` layout) and `b` `[out]`, on the
 /// packed GEMM of the inference path ([`sgemm`]) forward and backward: `y = x · W + b` with the
 /// bias added in the GEMM's store, `dx = dy · Wᵀ` and `dW = xᵀ · dy`, and `db = Σ dy` summed over
-/// the rayon pool. flex's matrix products (the `gemm` crate) ran these shapes at 55–65 % of its
-/// rate (`benches/train_speed.rs`).
+/// the rayon pool. On Zen 4 flex's matrix products (the `gemm` crate) ran these shapes at 50–65
+/// GFLOP/s on two threads, the packed GEMM at 130–180.
 pub(crate) fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<D> {
     #[derive(Debug)]
     struct LinearBackward;
@@ -176,12 +176,26 @@ impl<'a> Rhs<'a> {
             col_stride,
         }
     }
+
+    /// Runs `f` on this matrix packed into this thread's scratch.
+    fn packed<R>(&self, f: impl FnOnce(&PackedF32) -> R) -> R {
+        with_scratch(&PACKED, |packed| {
+            packed.repack_strided(
+                self.b,
+                self.k,
+                self.n,
+                self.row_stride,
+                self.col_stride,
+                F32Path::chosen(),
+            );
+            f(packed)
+        })
+    }
 }
 
 /// `a · b (+ bias)` as a `[m, n]` tensor, `a` row-major `[m, k]` with row stride `lda`.
 fn product(a: &[f32], lda: usize, m: usize, b: Rhs<'_>, bias: Option<&[f32]>) -> FlexTensor {
-    with_scratch(&PACKED, |packed| {
-        packed.repack_strided(b.b, b.k, b.n, b.row_stride, b.col_stride, F32Path::chosen());
+    b.packed(|packed| {
         // Not `FlexTensor::empty`: it allocates bytes and then copies them to realign them.
         let mut out = vec![0.0f32; m * b.n];
         sgemm(a, lda, m, packed, bias, &mut out, b.n);
@@ -200,20 +214,10 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) -> us
         odd => odd,
     };
     out.resize(ld * cols, 0.0);
-    // Each task writes TILE whole rows of the output (TILE columns of the input), RUN at a time:
-    // a contiguous run of RUN floats per output row from RUN input rows.
-    const RUN: usize = 8;
-    out.par_chunks_mut(TILE * ld).enumerate().for_each(|(t, block)| {
-        let c0 = t * TILE;
-        for r0 in (0..rows).step_by(RUN) {
-            let src = &m[r0 * cols..(r0 + RUN).min(rows) * cols];
-            for (c, dst) in block.chunks_exact_mut(ld).enumerate() {
-                for (d, row) in dst[r0..].iter_mut().zip(src.chunks_exact(cols)) {
-                    *d = row[c0 + c];
-                }
-            }
-        }
-    });
+    // Each task writes TILE whole rows of the output: TILE columns of the input.
+    out.par_chunks_mut(TILE * ld)
+        .enumerate()
+        .for_each(|(t, block)| transpose_columns(m, rows, cols, t * TILE, block, ld));
     ld
 }
 
@@ -221,7 +225,7 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) -> us
 /// side by side in `hidden` as the Q and K Linears give them, to scores `[batch, heads, seq_q,
 /// seq_k]`. With [`attention_context`] this keeps the heads in place: no `[batch, heads, seq,
 /// head_dim]` copies forward or backward, and every product runs on [`sgemm_serial`], one text per
-/// rayon task (flex's batched products of strided views ran at a fifth of the GEMM's rate).
+/// rayon task.
 pub(crate) fn attention_scores(query: Tensor<3>, key: Tensor<3>, heads: usize) -> Tensor<4> {
     #[derive(Debug)]
     struct ScoresBackward;
@@ -442,22 +446,24 @@ fn per_text(batch: usize, per_text: usize, fill: impl Fn(usize, &mut [f32]) + Sy
 /// `c = a · b` on the calling thread, `a` row-major `[m, b.k]` with row stride `lda`, `c` with
 /// row stride `ldc`; `b` packed into this thread's scratch.
 fn gemm_into(a: &[f32], lda: usize, m: usize, b: Rhs<'_>, c: &mut [f32], ldc: usize) {
-    with_scratch(&PACKED, |packed| {
-        packed.repack_strided(b.b, b.k, b.n, b.row_stride, b.col_stride, F32Path::chosen());
-        sgemm_serial(a, lda, m, packed, None, c, ldc);
-    })
+    b.packed(|packed| sgemm_serial(a, lda, m, packed, None, c, ldc))
 }
 
-/// `m` `[rows, cols]` transposed into `out` as row-major `[cols, rows]`, on the calling thread:
-/// eight source rows at a time, so each output row gets a contiguous run of eight.
+/// `m` `[rows, cols]` transposed into `out` as row-major `[cols, rows]`, on the calling thread.
 fn transpose_serial(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
-    const RUN: usize = 8;
     out.resize(rows * cols, 0.0);
+    transpose_columns(m, rows, cols, 0, out, rows);
+}
+
+/// Columns `c0 ..` of `m` `[rows, cols]` as the rows of `block` (row stride `ld` ≥ `rows`), as many
+/// as `block` holds: eight source rows at a time, so each output row gets a contiguous run of eight.
+fn transpose_columns(m: &[f32], rows: usize, cols: usize, c0: usize, block: &mut [f32], ld: usize) {
+    const RUN: usize = 8;
     for r0 in (0..rows).step_by(RUN) {
         let src = &m[r0 * cols..(r0 + RUN).min(rows) * cols];
-        for (c, dst) in out.chunks_exact_mut(rows).enumerate() {
+        for (c, dst) in block.chunks_exact_mut(ld).enumerate() {
             for (d, row) in dst[r0..].iter_mut().zip(src.chunks_exact(cols)) {
-                *d = row[c];
+                *d = row[c0 + c];
             }
         }
     }
@@ -812,8 +818,9 @@ pub(crate) fn dropout<const D: usize>(x: Tensor<D>, p: f32, seed: u64) -> Tensor
     }
 
     let x = primitive(x);
-    let shape = x.primitive().shape();
-    let mut y = values(x.primitive()).into_owned();
+    let node = x.node();
+    let mut out = writable(x.into_primitive());
+    let y = out.storage_mut::<f32>();
     // Elements with a draw below the threshold are dropped: probability `p`.
     let threshold = (f64::from(p.clamp(0.0, 1.0)) * 4_294_967_296.0).min(4_294_967_295.0) as u32;
     let mut keep = vec![0u64; y.len().div_ceil(64)];
@@ -830,11 +837,10 @@ pub(crate) fn dropout<const D: usize>(x: Tensor<D>, p: f32, seed: u64) -> Tensor
             }
         });
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-    apply_mask(&mut y, &keep, scale);
-    let out = tensor(y, shape);
+    apply_mask(y, &keep, scale);
     let keep = Arc::new(keep);
     let y = match DropoutBackward
-        .prepare::<NoCheckpointing>([x.node()])
+        .prepare::<NoCheckpointing>([node])
         .compute_bound()
         .stateful()
     {
